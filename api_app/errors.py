@@ -1,0 +1,101 @@
+"""Map every error to one JSON shape, {"error": {"code", "message", "details"}}, in one place."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Response
+from pydantic import ValidationError
+
+from common.errors import Conflict, DependencyDown, DjsError, InvalidInput, NotFound
+
+log = logging.getLogger("djs.api")
+
+
+class MalformedJson(DjsError):
+    code = "malformed_json"
+
+
+class UnsupportedMediaType(DjsError):
+    code = "unsupported_media_type"
+
+
+_STATUS: dict[type[DjsError], int] = {
+    MalformedJson: 400,
+    NotFound: 404,
+    Conflict: 409,
+    UnsupportedMediaType: 415,
+    InvalidInput: 422,
+    DependencyDown: 503,
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return Response(body=body, status_code=status, headers=all_headers)
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"path": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+# Seconds a client should wait before trying again when a dependency is down.
+RETRY_AFTER_S = 2
+
+
+def error_response(exc: Exception) -> Response:
+    if isinstance(exc, ValidationError):
+        exc = InvalidInput("the request is not valid", _validation_details(exc))
+    if isinstance(exc, DjsError):
+        status = next(s for cls, s in _STATUS.items() if isinstance(exc, cls))
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return json_response(error_body(exc.code, exc.message, exc.details), status, headers)
+    # Never a stack trace in the body: it goes to the log.
+    log.exception("unhandled error")
+    return json_response(error_body("internal_error", "an internal error occurred"), 500)
+
+
+def api_view(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a route so every error it raises becomes the JSON error body."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            return error_response(exc)
+
+    return wrapper
+
+
+def json_body(request: Any) -> Any:
+    """The request body as JSON: 415 for another media type, 400 when it does not parse."""
+    content_type = (request.headers.get("content-type") or "application/json").lower()
+    if content_type.split(";")[0].strip() != "application/json":
+        raise UnsupportedMediaType(
+            f"expected content-type application/json, got {content_type}",
+            {"content_type": content_type},
+        )
+    raw = request.raw_body or b""
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+
+
+def job_id(raw: str) -> int:
+    """A path id; anything but a positive integer is a 422 naming the field."""
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput("id must be a positive integer", [{"path": "id", "message": raw}])
+    return int(raw)

@@ -1,0 +1,18 @@
+"""Build the API's Chalice app around the services it is given."""
+
+from __future__ import annotations
+
+from chalice import Chalice
+
+from api_app.routes.health import health_routes
+from api_app.routes.jobs import jobs_routes
+from api_app.routes.queues import queues_routes
+from common.services import Services
+
+
+def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
+    app = Chalice(app_name=app_name)
+    app.register_blueprint(jobs_routes(services))
+    app.register_blueprint(queues_routes(services))
+    app.register_blueprint(health_routes(services))
+    return app

@@ -1,0 +1,34 @@
+"""GET /health: 200 when Postgres and Redis answer, 503 naming the one that does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from api_app.errors import RETRY_AFTER_S, error_body, json_response
+from common.errors import DependencyDown
+from common.services import Services
+
+
+def health_routes(services: Services) -> Blueprint:
+    bp = Blueprint(__name__)
+
+    @bp.route("/health", methods=["GET"])
+    def health() -> Any:
+        checks: dict[str, str] = {}
+        for name, ping in (("postgres", services.store.ping), ("redis", services.queue.ping)):
+            try:
+                ping()
+                checks[name] = "ok"
+            except DependencyDown:
+                checks[name] = "unavailable"
+        down = [name for name, state in checks.items() if state != "ok"]
+        if not down:
+            return json_response({"status": "ok", "checks": checks})
+        body = error_body(
+            "dependency_unavailable", f"{' and '.join(down)} unavailable", {"checks": checks}
+        )
+        return json_response(body, 503, {"Retry-After": str(RETRY_AFTER_S)})
+
+    return bp

@@ -1,0 +1,99 @@
+"""What a job handler sees and may raise: the same whether a runner or AWS Lambda calls it."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Event = dict[str, Any]
+
+
+class Retry(Exception):  # a verb, like arq's Retry
+    """Raise from a handler to be run again after `delay_s` (if attempts remain)."""
+
+    def __init__(self, delay_s: float = 0.0, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class NonRetryableError(Exception):
+    """Raise from a handler to fail the job at once, whatever attempts remain."""
+
+
+class LambdaLikeContext(Protocol):
+    function_name: str
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass
+class JobContext:
+    """A Lambda-shaped context (function name, request id, remaining time) plus the job's own."""
+
+    function_name: str
+    job_id: int
+    attempt: int
+    deadline: float  # time.monotonic() at which the attempt times out
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 0
+    logs: list[str] = field(default_factory=list)
+    progress_pct: float | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+    def log(self, message: str) -> None:
+        """Keep a log line with this attempt."""
+        self.logs.append(message)
+
+    def progress(self, pct: float) -> None:
+        self.progress_pct = max(0.0, min(100.0, float(pct)))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once an admin has asked for this job to stop."""
+        return self.cancel_event.is_set()
+
+
+HandlerFunc = Callable[[Event, Any], Any]
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    type: str
+    func: HandlerFunc
+    timeout_s: float
+
+
+class HandlerRegistry:
+    """Maps a job type to its handler. Registration also makes it a Chalice Lambda function."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, HandlerSpec] = {}
+
+    def handler(
+        self, app: Any, job_type: str, timeout_s: float = 300.0
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        """Decorator: `@registry.handler(bp, "echo")` on `def echo(event, context)`."""
+
+        def register(func: HandlerFunc) -> HandlerFunc:
+            if job_type in self._specs:
+                raise ValueError(f"job type {job_type!r} registered twice")
+            self._specs[job_type] = HandlerSpec(job_type, func, timeout_s)
+            # Chalice wraps it as a Lambda function named after the job type.
+            app.lambda_function(name=job_type)(func)
+            return func
+
+        return register
+
+    def get(self, job_type: str) -> HandlerSpec | None:
+        return self._specs.get(job_type)
+
+    def types(self) -> list[str]:
+        return sorted(self._specs)

@@ -1,0 +1,31 @@
+-- claim: promote due delayed jobs, then pop up to ARGV[1] ready ids into active.
+-- KEYS[1] wait zset, KEYS[2] delayed zset, KEYS[3] prio hash, KEYS[4] active zset,
+-- KEYS[5] paused flag
+-- ARGV[1] max ids to claim, ARGV[2] drop active entries older than this many ms
+-- Returns {now_ms, next_due_ms or -1, id, id, ...}; times come from the Redis server clock.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('EXISTS', KEYS[5]) == 1 then return {now, -1} end
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  local prio = tonumber(redis.call('HGET', KEYS[3], id) or '0')
+  redis.call('ZADD', KEYS[1], 'NX', (1000 - prio) * 8796093022208 + tonumber(id), id)
+end
+if #due > 0 then
+  redis.call('ZREM', KEYS[2], unpack(due))
+  redis.call('HDEL', KEYS[3], unpack(due))
+end
+
+local out = {now, -1}
+local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #nxt > 0 then out[2] = tonumber(nxt[2]) end
+
+local popped = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
+for i = 1, #popped, 2 do
+  out[#out + 1] = popped[i]
+  redis.call('ZADD', KEYS[4], now, popped[i])
+end
+-- Postgres holds the truth for running jobs; an active entry only outlives its runner.
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[2]))
+return out

@@ -1,0 +1,52 @@
+"""Postgres is the truth: push again any pending or delayed job that Redis may have lost."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from common.errors import DependencyDown
+from common.redisqueue import Ready, RedisQueue
+from common.store import Store
+
+log = logging.getLogger("djs.reconciler")
+
+
+class Reconciler:
+    """Walks the undispatched jobs in bounded batches; one reconciler acts at a time."""
+
+    def __init__(
+        self, store: Store, redis_queue: RedisQueue, interval_s: float, batch: int
+    ) -> None:
+        self.store = store
+        self.queue = redis_queue
+        self.interval_s = interval_s
+        self.batch = batch
+        self._after_id = 0
+        self._last_run = time.monotonic()
+
+    def maybe_run(self) -> int:
+        """Run once if the interval has passed; return how many jobs were pushed."""
+        if time.monotonic() - self._last_run < self.interval_s:
+            return 0
+        self._last_run = time.monotonic()
+        try:
+            return self.run_once()
+        except DependencyDown as exc:
+            log.warning("reconcile skipped: %s", exc.message)
+            return 0
+
+    def run_once(self) -> int:
+        found = self.store.undispatched(self.interval_s, self._after_id, self.batch)
+        if found is None:  # another reconciler holds the lock
+            return 0
+        # Wrap around once the walk reaches the newest job.
+        self._after_id = found[-1].id if len(found) == self.batch else 0
+        ready = [
+            Ready(d.id, d.queue, d.priority, d.run_at if d.status == "delayed" else None)
+            for d in found
+        ]
+        pushed = self.queue.push(ready)
+        if pushed:
+            log.info("reconciler made %d lost jobs ready again", pushed)
+        return pushed

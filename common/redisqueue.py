@@ -1,0 +1,123 @@
+"""The Redis side of dispatch: ids only, never a second copy of a job's truth."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import redis
+
+from common.errors import DependencyDown
+from common.keys import QueueKeys, queues_key
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A job to push: ready now when due is None, else at that time."""
+
+    id: int
+    queue: str
+    priority: int
+    due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    ids: list[int]
+    next_due_in_ms: int | None  # how soon the next delayed job falls due, if there is one
+
+
+def _script(name: str) -> str:
+    return resources.files("common").joinpath("lua", f"{name}.lua").read_text()
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise DependencyDown("redis", exc) from exc
+
+
+class RedisQueue:
+    """Enqueue, claim and ack job ids through the Lua scripts in common/lua/."""
+
+    def __init__(self, redis_url: str, prefix: str, socket_timeout_s: float = 5.0) -> None:
+        self.prefix = prefix
+        self.redis: redis.Redis = redis.Redis.from_url(
+            redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=2.0
+        )
+        self._enqueue = self.redis.register_script(_script("enqueue"))
+        self._claim = self.redis.register_script(_script("claim"))
+        self._ack = self.redis.register_script(_script("ack"))
+
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys(self.prefix, queue)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def ping(self) -> None:
+        with _redis_errors():
+            self.redis.ping()
+
+    def push(self, jobs: Iterable[Ready]) -> int:
+        """Push jobs (any queues) in one pipelined round trip; return how many became ready."""
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for job in jobs:
+            # Round up: Redis must never promote a job before Postgres's run_at.
+            due_ms = 0 if job.due is None else math.ceil(job.due.timestamp() * 1000)
+            by_queue[job.queue] += [job.id, job.priority, due_ms]
+        if not by_queue:
+            return 0
+        with _redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(queues_key(self.prefix), *by_queue)
+            for queue, args in by_queue.items():
+                k = self.keys(queue)
+                self._enqueue(keys=[k.wait, k.delayed, k.prio, k.signal], args=args, client=pipe)
+            return sum(int(n) for n in pipe.execute()[1:])
+
+    def claim(self, queue: str, count: int, stale_after_ms: int = 600_000) -> Claimed:
+        k = self.keys(queue)
+        with _redis_errors():
+            out = self._claim(
+                keys=[k.wait, k.delayed, k.prio, k.active, k.paused], args=[count, stale_after_ms]
+            )
+        now, next_due = int(out[0]), int(out[1])
+        return Claimed(
+            ids=[int(i) for i in out[2:]],
+            next_due_in_ms=None if next_due < 0 else max(0, next_due - now),
+        )
+
+    def ack(self, queue: str, ids: Sequence[int]) -> None:
+        if ids:
+            with _redis_errors():
+                self._ack(keys=[self.keys(queue).active], args=list(ids))
+
+    def wait_for_work(self, queue: str, timeout_s: float) -> None:
+        """Block until an enqueue signals this queue, or the timeout passes."""
+        with _redis_errors():
+            self.redis.blpop([self.keys(queue).signal], timeout=max(timeout_s, 0.001))
+
+    def server_time_ms(self) -> int:
+        with _redis_errors():
+            seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def depth(self, queue: str) -> dict[str, int]:
+        """What Redis holds for a queue: ids waiting, delayed and claimed."""
+        k = self.keys(queue)
+        with _redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zcard(k.wait)
+            pipe.zcard(k.delayed)
+            pipe.zcard(k.active)
+            wait, delayed, active = pipe.execute()
+        return {"wait": int(wait), "delayed": int(delayed), "active": int(active)}

@@ -1,0 +1,178 @@
+"""The `djs` command: dev, api, worker, migrate, submit, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from common.devservers import ensure_database
+from common.migrate import migrate
+from common.settings import Settings
+
+
+def _signals_call(handler: Callable[[], None]) -> None:
+    """Ctrl-C and SIGTERM both mean: stop gracefully."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: handler())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    ensure_database(settings.database_url)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        applied = migrate(conn)
+    print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from api_app.factory import create_app
+    from api_app.local_server import make_server
+    from common.services import Services
+
+    services = Services.connect(settings)
+    server = make_server(create_app(services), args.host, args.port)
+    # serve_forever blocks this thread; shutdown() must come from another one.
+    _signals_call(lambda: _in_thread(server.shutdown))
+    print(f"djs api listening on http://{args.host}:{args.port}", flush=True)
+    server.server.serve_forever(poll_interval=0.2)
+    services.close()
+    return 0
+
+
+def _in_thread(func: Callable[[], Any]) -> None:
+    import threading
+
+    threading.Thread(target=func, daemon=True).start()
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from common.reconciler import Reconciler
+    from common.runner import Runner
+    from common.services import Services
+    from worker_app.app import registry
+
+    services = Services.connect(settings)
+    reconciler = Reconciler(
+        services.store, services.queue, settings.reconcile_after_s, settings.reconcile_batch
+    )
+    runner = Runner(
+        services.store,
+        services.queue,
+        registry,
+        queue_name=args.queue,
+        concurrency=args.concurrency,
+        burst=args.burst,
+        poll_interval_s=settings.poll_interval_s,
+        reconciler=reconciler,
+    )
+    _signals_call(runner.stop)
+    logging.getLogger("djs").info(
+        "worker %s on queue %r, concurrency %d, handlers: %s",
+        runner.worker_id,
+        args.queue,
+        args.concurrency,
+        ", ".join(registry.types()),
+    )
+    runner.run()
+    services.close()
+    return 0
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    from common.jobs import submit
+    from common.models import JobSubmission
+    from common.services import Services
+
+    submission = JobSubmission(
+        type=args.type,
+        payload=json.loads(args.payload),
+        queue=args.queue,
+        priority=args.priority,
+        attempts=args.attempts,
+    )
+    services = Services.connect(settings)
+    try:
+        submitted = submit(services.store, services.queue, submission)
+    finally:
+        services.close()
+    body = {**submitted.job.model_dump(mode="json"), "dispatched": submitted.dispatched}
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from common.services import Services
+
+    services = Services.connect(settings)
+    try:
+        job = services.store.get(args.id)
+    finally:
+        services.close()
+    if job is None:
+        print(f"job {args.id} not found", file=sys.stderr)
+        return 1
+    print(json.dumps(job.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from djs_cli.dev import run_dev
+
+    return run_dev(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="djs", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole system on this machine")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--concurrency", type=int, default=8)
+    dev.add_argument("--data-dir", default=".djs", help="embedded servers keep data here")
+    dev.set_defaults(func=cmd_dev)
+
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run jobs from a queue")
+    worker.add_argument("--queue", default="default")
+    worker.add_argument("--concurrency", type=int, default=8)
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    submit = sub.add_parser("submit", help="submit a job")
+    submit.add_argument("type")
+    submit.add_argument("--payload", default="{}", help="JSON object")
+    submit.add_argument("--queue", default="default")
+    submit.add_argument("--priority", type=int, default=0)
+    submit.add_argument("--attempts", type=int, default=3)
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", help="show a job and its attempts")
+    status.add_argument("id", type=int)
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return int(args.func(Settings(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

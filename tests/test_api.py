@@ -1,0 +1,176 @@
+"""The HTTP API through chalice.test.Client, on real Postgres and Redis, every error status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from chalice.test import Client
+
+from api_app.factory import create_app
+from common.redisqueue import RedisQueue
+from common.services import Services
+from common.settings import Settings
+from common.store import Store
+from tests.conftest import post_json
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def test_post_job_answers_201_pending_and_pushes_the_id(client: Client, services: Services) -> None:
+    response = post_json(client, "/jobs", {"type": "echo", "payload": {"x": 1}})
+    assert response.status_code == 201
+    job = body(response)
+    assert isinstance(job["id"], int) and job["status"] == "pending"
+    assert job["dispatched"] is True
+    assert response.headers["Location"] == f"/jobs/{job['id']}"
+    assert services.queue.claim("default", 10).ids == [job["id"]]
+
+
+def test_get_job_shows_it_with_history(client: Client) -> None:
+    job_id = body(post_json(client, "/jobs", {"type": "echo", "queue": "mail"}))["id"]
+    response = client.http.get(f"/jobs/{job_id}")
+    assert response.status_code == 200
+    job = body(response)
+    assert (job["id"], job["queue"], job["status"], job["history"]) == (
+        job_id,
+        "mail",
+        "pending",
+        [],
+    )
+
+
+def test_list_jobs_filters_and_paginates(client: Client) -> None:
+    ids = [
+        body(post_json(client, "/jobs", {"type": t, "queue": "q"}))["id"]
+        for t in ("a", "b", "a", "a")
+    ]
+    page = body(client.http.get("/jobs?type=a&limit=2"))
+    assert [j["id"] for j in page["jobs"]] == [ids[3], ids[2]]
+    rest = body(client.http.get(f"/jobs?type=a&limit=2&cursor={page['next_cursor']}"))
+    assert [j["id"] for j in rest["jobs"]] == [ids[0]] and rest["next_cursor"] is None
+    assert body(client.http.get("/jobs?status=completed"))["jobs"] == []
+
+
+def test_queues_counts_every_state(client: Client) -> None:
+    post_json(client, "/jobs", {"type": "echo", "queue": "mail"})
+    post_json(client, "/jobs", {"type": "echo", "queue": "mail"})
+    queues = body(client.http.get("/queues"))["queues"]
+    assert queues == [
+        {
+            "name": "mail",
+            "counts": {
+                "pending": 2,
+                "delayed": 0,
+                "active": 0,
+                "completed": 0,
+                "failed": 0,
+                "cancelled": 0,
+            },
+        }
+    ]
+
+
+def test_health_ok(client: Client) -> None:
+    response = client.http.get("/health")
+    assert response.status_code == 200
+    assert body(response)["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.body
+    error = body(response)["error"]
+    assert error["code"] == code and error["message"]
+    assert "Traceback" not in response.body.decode()
+    return error
+
+
+def test_malformed_json_is_400(client: Client) -> None:
+    response = client.http.post(
+        "/jobs", headers={"content-type": "application/json"}, body='{"type": "echo",'
+    )
+    assert_error(response, 400, "malformed_json")
+
+
+def test_empty_body_is_400(client: Client) -> None:
+    response = client.http.post("/jobs", headers={"content-type": "application/json"}, body="")
+    assert_error(response, 400, "malformed_json")
+
+
+def test_unknown_job_is_404(client: Client) -> None:
+    assert_error(client.http.get("/jobs/987654"), 404, "not_found")
+
+
+def test_non_json_media_type_is_415(client: Client) -> None:
+    response = client.http.post("/jobs", headers={"content-type": "text/plain"}, body="hi")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_validation_errors_are_422_with_field_paths(client: Client, services: Services) -> None:
+    response = post_json(
+        client, "/jobs", {"type": "bad type!", "payload": [1], "priority": 5000, "extra": 1}
+    )
+    error = assert_error(response, 422, "validation_error")
+    paths = {d["path"] for d in error["details"]}
+    assert paths == {"type", "payload", "priority", "extra"}
+    assert services.store.queue_counts() == {}  # nothing stored
+
+
+def test_body_must_be_an_object(client: Client) -> None:
+    assert_error(post_json(client, "/jobs", [1, 2]), 422, "validation_error")
+
+
+def test_bad_query_and_path_params_are_422(client: Client) -> None:
+    error = assert_error(client.http.get("/jobs?limit=abc&status=weird"), 422, "validation_error")
+    assert {d["path"] for d in error["details"]} == {"limit", "status"}
+    assert_error(client.http.get("/jobs/abc"), 422, "validation_error")
+
+
+def test_redis_down_still_stores_the_job_durably(settings: Settings) -> None:
+    """Our choice: Postgres is the record, so the job is kept and dispatched later."""
+    services = Services(
+        settings,
+        Store(settings.database_url).open(),
+        RedisQueue("redis://127.0.0.1:1/0", settings.redis_prefix),
+    )
+    try:
+        with Client(create_app(services)) as client:
+            response = post_json(client, "/jobs", {"type": "echo"})
+            assert response.status_code == 201
+            job = body(response)
+            assert job["status"] == "pending" and job["dispatched"] is False
+            assert body(client.http.get(f"/jobs/{job['id']}"))["status"] == "pending"
+            health = client.http.get("/health")
+            assert health.status_code == 503 and health.headers["Retry-After"]
+            assert body(health)["error"]["details"]["checks"]["redis"] == "unavailable"
+    finally:
+        services.close()
+
+
+def test_postgres_down_is_503_with_retry_after(settings: Settings) -> None:
+    services = Services(
+        settings,
+        Store("postgresql://postgres@127.0.0.1:1/none").open(),
+        RedisQueue(settings.redis_url, settings.redis_prefix),
+    )
+    services.store.pool.timeout = 0.5
+    try:
+        with Client(create_app(services)) as client:
+            response = post_json(client, "/jobs", {"type": "echo"})
+            error = assert_error(response, 503, "dependency_unavailable")
+            assert error["details"] == {"dependency": "postgres"}
+            assert response.headers["Retry-After"] == "2"
+            # Nothing reached Redis: no half-written job.
+            assert (
+                redis.Redis.from_url(settings.redis_url).keys(f"{settings.redis_prefix}:*wait")
+                == []
+            )
+            assert client.http.get("/health").status_code == 503
+    finally:
+        services.close()

@@ -1,0 +1,13 @@
+"""The djs worker as a Chalice app: each job handler is a Lambda function named after its type."""
+
+from __future__ import annotations
+
+from chalice import Chalice
+
+from worker_app.handlers import examples
+from worker_app.registry import registry
+
+app = Chalice(app_name="djs-worker")
+app.register_blueprint(examples.bp)
+
+__all__ = ["app", "registry"]
