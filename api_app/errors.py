@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Response
+from chalice.app import Response
 from pydantic import ValidationError
 
 from common.errors import Conflict, DependencyDown, DjsError, InvalidInput, NotFound
@@ -39,7 +39,10 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    all_headers: dict[str, str | list[str]] = {
+        "Content-Type": "application/json",
+        **(headers or {}),
+    }
     return Response(body=body, status_code=status, headers=all_headers)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from api_app.routes.health import health_routes
 from api_app.routes.jobs import jobs_routes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import chalice.local as chalice_local
-from chalice import Chalice
+from chalice.app import Chalice
 from chalice.config import Config
 
 # Measured on Chalice 1.34: without TCP_NODELAY every request on a kept-alive connection waits

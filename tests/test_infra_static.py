@@ -145,3 +145,15 @@ def test_dockerfile_passes_hadolint() -> None:
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 0, f"hadolint failed:\n{output}"
     assert output == "", f"hadolint reported:\n{output}"
+
+
+def test_dockerfile_copies_every_package_the_project_installs() -> None:
+    """A package left out of the image installs nothing and fails only at run time."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.rstrip("*") for p in patterns}
+    dockerfile = (REPO_ROOT / "infra" / "Dockerfile").read_text()
+    missing = {p for p in packages if f"COPY {p} ./{p}" not in dockerfile}
+    assert not missing, f"infra/Dockerfile does not copy {sorted(missing)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from api_app.errors import api_view, job_id, json_body, json_response
 from common.errors import NotFound

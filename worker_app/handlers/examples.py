@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from common.handlers import NonRetryableError
 from worker_app.registry import registry

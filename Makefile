@@ -1,0 +1,31 @@
+# The two commands a fresh clone needs: `make dev` runs djs, `make test` checks it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: dev test lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test,dev-servers]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole system: Postgres + Redis (embedded if none answer), migrations, API, runner.
+dev: $(STAMP)
+	$(BIN)/djs dev
+
+## Lint, type-check and run every test against real PostgreSQL and Redis.
+test: lint
+	$(BIN)/pytest -n auto
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy common api_app worker_app djs_cli
+
+clean:
+	rm -rf $(VENV) .djs .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,129 @@
+"""The runner in-process, in burst mode, with the real worker_app registry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from common.handlers import HandlerRegistry, Retry
+from common.jobs import submit
+from common.models import JobSubmission
+from common.runner import Runner
+from common.services import Services
+from worker_app.app import registry
+
+
+def _submit(services: Services, job_type: str, **fields: Any) -> int:
+    return submit(services.store, services.queue, JobSubmission(type=job_type, **fields)).job.id
+
+
+def _runner(services: Services, reg: HandlerRegistry = registry, **kw: Any) -> Runner:
+    return Runner(services.store, services.queue, reg, burst=True, poll_interval_s=0.05, **kw)
+
+
+class _App:
+    """Stands in for a Chalice app's lambda_function decorator in test-only registries."""
+
+    def lambda_function(self, name: str) -> Any:
+        return lambda func: func
+
+
+def test_burst_runs_every_job_once_and_exits(services: Services) -> None:
+    ids = [_submit(services, "echo", payload={"n": i}) for i in range(50)]
+    runner = _runner(services, concurrency=4)
+    runner.run()
+    assert runner.processed == 50
+    for i, job_id in enumerate(ids):
+        job = services.store.get(job_id)
+        assert job is not None and job.status == "completed" and job.result == {"n": i}
+        assert len(job.history) == 1
+    assert services.queue.depth("default") == {"wait": 0, "delayed": 0, "active": 0}
+
+
+def test_failure_is_retried_then_failed_with_traceback(services: Services) -> None:
+    job_id = _submit(services, "fail", payload={"message": "nope"}, attempts=2)
+    reg = HandlerRegistry()
+    reg.handler(_App(), "fail")(_raise(RuntimeError("nope")))
+    started = time.monotonic()
+    _runner(services, reg).run()
+    job = services.store.get(job_id)
+    assert job is not None and job.status == "failed"
+    assert [h.outcome for h in job.history] == ["retried", "failed"]
+    assert job.history[1].traceback and "RuntimeError: nope" in job.history[1].traceback
+    # The retry waited the first backoff step (1 s) and burst mode waited for it.
+    assert time.monotonic() - started >= 1.0
+
+
+def test_non_retryable_fails_at_once(services: Services) -> None:
+    job_id = _submit(services, "fail", payload={"fatal": True}, attempts=5)
+    _runner(services).run()
+    job = services.store.get(job_id)
+    assert job is not None and job.status == "failed" and len(job.history) == 1
+    assert job.last_error == "NonRetryableError: failed on purpose"
+
+
+def test_retry_outcome_uses_its_own_delay(services: Services) -> None:
+    job_id = _submit(services, "flaky", attempts=3)
+    calls: list[int] = []
+
+    def flaky(event: dict[str, Any], context: Any) -> Any:
+        calls.append(event["attempt"])
+        if event["attempt"] == 1:
+            raise Retry(delay_s=0.1)
+        return "ok"
+
+    reg = HandlerRegistry()
+    reg.handler(_App(), "flaky")(flaky)
+    _runner(services, reg).run()
+    job = services.store.get(job_id)
+    assert job is not None and job.status == "completed" and calls == [1, 2]
+
+
+def test_unknown_type_and_unserialisable_result_fail_clearly(services: Services) -> None:
+    unknown = _submit(services, "no_such_handler")
+    bad = _submit(services, "bad_result")
+    reg = HandlerRegistry()
+    reg.handler(_App(), "bad_result")(lambda event, context: object())
+    _runner(services, reg).run()
+    for job_id, message in ((unknown, "no handler"), (bad, "not JSON-serializable")):
+        job = services.store.get(job_id)
+        assert job is not None and job.status == "failed" and message in (job.last_error or "")
+
+
+def test_stop_finishes_jobs_in_flight(services: Services) -> None:
+    ids = [_submit(services, "sleep", payload={"seconds": 0.3}) for _ in range(3)]
+    runner = Runner(services.store, services.queue, registry, concurrency=3, poll_interval_s=0.05)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while runner.processed == 0 and not _all_active(services, ids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    statuses = {services.store.get(i).status for i in ids}  # type: ignore[union-attr]
+    assert statuses == {"completed"}
+
+
+def test_reconciler_pushes_jobs_redis_lost(services: Services) -> None:
+    from common.reconciler import Reconciler
+
+    job_id = services.store.enqueue(JobSubmission(type="echo")).id  # stored, never pushed
+    time.sleep(0.6)
+    reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=10)
+    assert reconciler.run_once() == 1
+    _runner(services).run()
+    job = services.store.get(job_id)
+    assert job is not None and job.status == "completed"
+
+
+def _all_active(services: Services, ids: list[int]) -> bool:
+    return all(services.store.get(i).status == "active" for i in ids)  # type: ignore[union-attr]
+
+
+def _raise(exc: Exception) -> Any:
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        raise exc
+
+    return handler
