@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from chalice.app import Chalice
 
+from api_app.routes.bulk import bulk_routes
 from api_app.routes.health import health_routes
+from api_app.routes.job_actions import job_action_routes
 from api_app.routes.jobs import jobs_routes
 from api_app.routes.queues import queues_routes
 from common.services import Services
@@ -13,6 +15,8 @@ from common.services import Services
 def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app = Chalice(app_name=app_name)
     app.register_blueprint(jobs_routes(services))
+    app.register_blueprint(job_action_routes(services))
+    app.register_blueprint(bulk_routes(services))
     app.register_blueprint(queues_routes(services))
     app.register_blueprint(health_routes(services))
     return app

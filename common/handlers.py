@@ -24,6 +24,10 @@ class NonRetryableError(Exception):
     """Raise from a handler to fail the job at once, whatever attempts remain."""
 
 
+class JobTimeout(Exception):
+    """An attempt ran past its timeout; retried like any other error while attempts remain."""
+
+
 class LambdaLikeContext(Protocol):
     function_name: str
     aws_request_id: str
@@ -39,6 +43,7 @@ class JobContext:
     job_id: int
     attempt: int
     deadline: float  # time.monotonic() at which the attempt times out
+    timeout_s: float = 0.0
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     memory_limit_in_mb: int = 0
     logs: list[str] = field(default_factory=list)
@@ -49,8 +54,9 @@ class JobContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
     def log(self, message: str) -> None:
-        """Keep a log line with this attempt."""
-        self.logs.append(message)
+        """Keep a log line with this attempt (the first 1,000 lines of 2,000 characters)."""
+        if len(self.logs) < 1000:
+            self.logs.append(str(message)[:2000])
 
     def progress(self, pct: float) -> None:
         self.progress_pct = max(0.0, min(100.0, float(pct)))

@@ -1,20 +1,51 @@
-"""The lifecycle rules: what a handler's outcome does to a job."""
+"""The lifecycle rules: what a handler's outcome does to a job. Pure functions, no I/O."""
 
 from __future__ import annotations
 
-from common.handlers import NonRetryableError, Retry
+import random
+from dataclasses import dataclass
+from typing import Any
 
-DEFAULT_BACKOFF_MS = 1000
+from common.handlers import JobTimeout, NonRetryableError, Retry
 
 
-def retry_delay_ms(exc: BaseException, attempt: int, max_attempts: int) -> int | None:
-    """Milliseconds to wait before the next attempt, or None when the job has failed for good.
+@dataclass(frozen=True)
+class Decision:
+    """After a failed attempt: wait retry_in_ms and run again, or fail for `reason`."""
 
-    The closed set: NonRetryableError fails at once; Retry waits its own delay; any other
-    exception waits delay * 2^(attempt-1). Either retry needs an attempt left.
+    retry_in_ms: int | None
+    reason: str | None
+
+
+def backoff_ms(backoff: dict[str, Any], attempt: int, rand: float | None = None) -> int:
+    """Delay before attempt n+1, after attempt n failed.
+
+    exponential: delay_ms * 2^(n-1); fixed: delay_ms. Capped at max_delay_ms, then jitter j
+    draws the delay uniformly from [d * (1 - j), d], so it is never longer than d.
     """
-    if isinstance(exc, NonRetryableError) or attempt >= max_attempts:
-        return None
-    if isinstance(exc, Retry):
-        return max(0, int(exc.delay_s * 1000))
-    return int(DEFAULT_BACKOFF_MS * 2 ** (attempt - 1))
+    delay = float(backoff.get("delay_ms", 1000))
+    if backoff.get("type", "exponential") == "exponential":
+        delay *= 2 ** (attempt - 1)
+    cap = backoff.get("max_delay_ms")
+    if cap is not None:
+        delay = min(delay, float(cap))
+    jitter = float(backoff.get("jitter", 0.0))
+    r = random.random() if rand is None else rand
+    return int(delay * (1.0 - jitter * r))
+
+
+def decide(
+    error: BaseException, attempt: int, attempts_left: int, backoff: dict[str, Any]
+) -> Decision:
+    """The closed set of handler outcomes that are not a return value.
+
+    NonRetryableError fails at once. Retry waits its own delay; JobTimeout and any other
+    exception wait the backoff. Either retry needs an attempt left in the budget.
+    """
+    if isinstance(error, NonRetryableError):
+        return Decision(None, "non_retryable")
+    if attempts_left <= 0:
+        return Decision(None, "timeout" if isinstance(error, JobTimeout) else "exhausted")
+    if isinstance(error, Retry):
+        return Decision(max(0, int(error.delay_s * 1000)), None)
+    return Decision(backoff_ms(backoff, attempt), None)

@@ -6,7 +6,8 @@ import logging
 import time
 
 from common.errors import DependencyDown
-from common.redisqueue import Ready, RedisQueue
+from common.jobs import ready_again
+from common.redisqueue import RedisQueue
 from common.store import Store
 
 log = logging.getLogger("djs.reconciler")
@@ -40,13 +41,13 @@ class Reconciler:
         found = self.store.undispatched(self.interval_s, self._after_id, self.batch)
         if found is None:  # another reconciler holds the lock
             return 0
+        # A flushed Redis forgets pauses too; Postgres remembers them.
+        for name, settings in self.store.queue_settings().items():
+            if settings["paused"]:
+                self.queue.set_paused(name, True)
         # Wrap around once the walk reaches the newest job.
         self._after_id = found[-1].id if len(found) == self.batch else 0
-        ready = [
-            Ready(d.id, d.queue, d.priority, d.run_at if d.status == "delayed" else None)
-            for d in found
-        ]
-        pushed = self.queue.push(ready)
+        pushed = self.queue.push(ready_again(found))
         if pushed:
             log.info("reconciler made %d lost jobs ready again", pushed)
         return pushed

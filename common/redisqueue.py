@@ -101,6 +101,27 @@ class RedisQueue:
             with _redis_errors():
                 self._ack(keys=[self.keys(queue).active], args=list(ids))
 
+    def forget(self, queue: str, ids: Sequence[int]) -> None:
+        """Drop ids from a queue's wait and delayed sets (cancelled or removed jobs)."""
+        if not ids:
+            return
+        k = self.keys(queue)
+        with _redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrem(k.wait, *ids)
+            pipe.zrem(k.delayed, *ids)
+            pipe.hdel(k.prio, *[str(i) for i in ids])
+            pipe.execute()
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        k = self.keys(queue)
+        with _redis_errors():
+            if paused:
+                self.redis.set(k.paused, 1)
+            else:
+                self.redis.delete(k.paused)
+                self.redis.lpush(k.signal, 1)  # wake idle runners
+
     def wait_for_work(self, queue: str, timeout_s: float) -> None:
         """Block until an enqueue signals this queue, or the timeout passes."""
         with _redis_errors():

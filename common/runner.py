@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import socket
 import threading
 import time
-import traceback
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from common import lifecycle
 from common.errors import DependencyDown
-from common.handlers import HandlerRegistry, JobContext, NonRetryableError
-from common.reconciler import Reconciler
-from common.redisqueue import Ready, RedisQueue
-from common.store import ClaimedJob, Completion, Failure, Store
+from common.executor import JobExecutor, Outcome
+from common.handlers import HandlerRegistry
+from common.jobs import ready_again
+from common.redisqueue import RedisQueue
+from common.store import Completion, Dispatch, Failure, Store
 
 log = logging.getLogger("djs.runner")
 
 _RECORD_BATCH = 500
+_WATCH_INTERVAL_S = 0.05  # how often timeouts are checked
+_SYNC_INTERVAL_S = 0.5  # how often cancel requests are read and progress written
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt produced: a JSON-ready result, or an error with its traceback."""
+class Upkeep(Protocol):
+    """Periodic background work (reconciler, janitor); each decides itself when it is due."""
 
-    job: ClaimedJob
-    result: Any = None
-    error: BaseException | None = None
-    traceback: str = ""
+    def maybe_run(self) -> int: ...
 
 
 def default_worker_id() -> str:
@@ -53,7 +49,7 @@ class Runner:
         concurrency: int = 8,
         burst: bool = False,
         poll_interval_s: float = 1.0,
-        reconciler: Reconciler | None = None,
+        upkeep: Sequence[Upkeep] = (),
         worker_id: str | None = None,
     ) -> None:
         self.store = store
@@ -63,10 +59,10 @@ class Runner:
         self.concurrency = concurrency
         self.burst = burst
         self.poll_interval_s = poll_interval_s
-        self.reconciler = reconciler
+        self.upkeep = list(upkeep)
         self.worker_id = worker_id or default_worker_id()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="djs-job")
         self._outcomes: queue.Queue[Outcome | None] = queue.Queue()
+        self._executor = JobExecutor(registry, concurrency, self._outcomes.put)
         self._slots = threading.Condition()
         self._inflight = 0
         self._stop = threading.Event()
@@ -75,17 +71,29 @@ class Runner:
     def stop(self) -> None:
         """Stop claiming; jobs in flight finish and are recorded before run() returns."""
         self._stop.set()
+        with self._slots:
+            self._slots.notify_all()
 
     def run(self) -> None:
         recorder = threading.Thread(target=self._record_loop, name="djs-recorder", daemon=True)
+        watcher = threading.Thread(target=self._watch_loop, name="djs-watch", daemon=True)
         recorder.start()
+        watcher.start()
         try:
             while not self._stop.is_set() and self._step():
                 pass
         finally:
-            self._pool.shutdown(wait=True)
+            self._stop.set()
+            self._drain()
+            self._executor.shutdown()
             self._outcomes.put(None)
             recorder.join()
+
+    def _drain(self) -> None:
+        """Wait for every claimed job to be recorded (a hung one is expired by the watcher)."""
+        with self._slots:
+            while self._inflight > 0:
+                self._slots.wait(0.1)
 
     # --- claim ---------------------------------------------------------------------------
 
@@ -102,8 +110,6 @@ class Runner:
                 return True
             if self.burst and busy_before_claim == 0 and claimed.next_due_in_ms is None:
                 return False
-            if self.reconciler:
-                self.reconciler.maybe_run()
             wait_s = self.poll_interval_s
             if claimed.next_due_in_ms is not None:
                 wait_s = min(wait_s, claimed.next_due_in_ms / 1000)
@@ -115,7 +121,7 @@ class Runner:
 
     def _wait_for_free_slots(self) -> int:
         with self._slots:
-            if self._inflight >= self.concurrency:
+            if self._inflight >= self.concurrency and not self._stop.is_set():
                 self._slots.wait(self.poll_interval_s)
             return self.concurrency - self._inflight
 
@@ -128,34 +134,38 @@ class Runner:
         with self._slots:
             self._inflight += len(jobs)
         for job in jobs:
-            self._pool.submit(self._execute, job)
+            self._executor.submit(job)
 
-    # --- run -----------------------------------------------------------------------------
+    # --- watch: timeouts, cancel requests, progress, upkeep ---------------------------------
 
-    def _execute(self, job: ClaimedJob) -> None:
-        spec = self.registry.get(job.type)
-        timeout_s = spec.timeout_s if spec else 0.0
-        context = JobContext(
-            function_name=job.type,
-            job_id=job.id,
-            attempt=job.attempt,
-            deadline=time.monotonic() + timeout_s,
-        )
-        event = {
-            "job_id": job.id,
-            "type": job.type,
-            "queue": job.queue,
-            "payload": job.payload,
-            "attempt": job.attempt,
-        }
+    def _watch_loop(self) -> None:
+        last_sync = 0.0
+        while not (self._stop.is_set() and self._inflight == 0):
+            self._executor.expire_overdue()
+            if time.monotonic() - last_sync >= _SYNC_INTERVAL_S:
+                last_sync = time.monotonic()
+                self._sync_running()
+                if not self._stop.is_set():
+                    for task in self.upkeep:
+                        task.maybe_run()
+            time.sleep(_WATCH_INTERVAL_S)
+
+    def _sync_running(self) -> None:
+        """Tell handlers about cancel requests; publish their progress."""
+        running = self._executor.running()
+        if not running:
+            return
         try:
-            if spec is None:
-                raise NonRetryableError(f"no handler registered for job type {job.type!r}")
-            result = _json_ready(spec.func(event, context))
-            outcome = Outcome(job, result=result)
-        except Exception as exc:
-            outcome = Outcome(job, error=exc, traceback=traceback.format_exc())
-        self._outcomes.put(outcome)
+            cancelled = self.store.cancel_flags([c.job_id for c in running])
+            self.store.save_progress(
+                {c.job_id: c.progress_pct for c in running if c.progress_pct is not None}
+            )
+        except DependencyDown as exc:
+            log.warning("cannot sync running jobs: %s", exc.message)
+            return
+        for context in running:
+            if context.job_id in cancelled:
+                context.cancel_event.set()
 
     # --- record --------------------------------------------------------------------------
 
@@ -177,11 +187,11 @@ class Runner:
             self._record(batch)
 
     def _record(self, batch: list[Outcome]) -> None:
-        completions = [Completion(o.job.id, o.job.attempt, o.result) for o in batch if not o.error]
-        failures = [_failure(o) for o in batch if o.error]
+        completions = [_completion(o) for o in batch if o.error is None]
+        failures = [_failure(o) for o in batch if o.error is not None]
         retries = self._persist(completions, failures)
         try:
-            self.queue.push(retries)
+            self.queue.push(ready_again(retries))
             self.queue.ack(self.queue_name, [o.job.id for o in batch])
         except DependencyDown as exc:
             # Postgres has the truth; the reconciler pushes retries again.
@@ -191,7 +201,7 @@ class Runner:
             self.processed += len(batch)
             self._slots.notify_all()
 
-    def _persist(self, completions: list[Completion], failures: list[Failure]) -> list[Ready]:
+    def _persist(self, completions: list[Completion], failures: list[Failure]) -> list[Dispatch]:
         """Write outcomes to Postgres, waiting out an outage: an outcome is never dropped."""
         while True:
             try:
@@ -204,30 +214,30 @@ class Runner:
         stale = len(completions) - len(applied) + len(failures) - len(failed)
         if stale:
             log.warning("%d outcomes rejected by their guard (job no longer ours)", stale)
-        return [
-            Ready(d.id, d.queue, d.priority, d.run_at if d.status == "delayed" else None)
-            for d in failed
-            if d.status != "failed"
-        ]
+        return failed
+
+
+def _completion(outcome: Outcome) -> Completion:
+    ctx = outcome.context
+    return Completion(
+        outcome.job.id, outcome.job.attempt, outcome.result, ctx.logs, ctx.progress_pct
+    )
 
 
 def _failure(outcome: Outcome) -> Failure:
-    error = outcome.error
+    error, job, ctx = outcome.error, outcome.job, outcome.context
     assert error is not None
-    job = outcome.job
+    decision = lifecycle.decide(
+        error, job.attempt - job.attempt_offset, job.attempts_left, job.backoff
+    )
     return Failure(
         job_id=job.id,
         attempt=job.attempt,
         error_type=type(error).__name__,
         message=str(error),
         traceback=outcome.traceback,
-        retry_in_ms=lifecycle.retry_delay_ms(error, job.attempt, job.max_attempts),
+        retry_in_ms=decision.retry_in_ms,
+        reason=decision.reason,
+        logs=list(ctx.logs),
+        progress=ctx.progress_pct,
     )
-
-
-def _json_ready(value: Any) -> Any:
-    """A handler's result must be JSON; anything else fails the job at once, clearly."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        raise NonRetryableError(f"handler result is not JSON-serializable: {exc}") from exc

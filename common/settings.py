@@ -25,4 +25,6 @@ class Settings(BaseSettings):
     # A pending job that has sat this long is pushed to Redis again (lost push, Redis flush).
     reconcile_after_s: float = 5.0
     reconcile_batch: int = 500
+    # How often a runner's janitor promotes due delayed jobs and enforces retention.
+    janitor_interval_s: float = 1.0
     default_queue: str = "default"

@@ -1,10 +1,10 @@
-"""The Postgres store: the system of record. Every method is one round trip."""
+"""The Postgres store: the system of record. Each method is one round trip or one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +13,27 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from common.errors import DependencyDown
-from common.models import AttemptOut, JobDetail, JobOut, JobSubmission, ListQuery
+from common.errors import Conflict, DependencyDown
+from common.models import (
+    AttemptOut,
+    CleanRequest,
+    EventOut,
+    JobDetail,
+    JobFilter,
+    JobOut,
+    JobSubmission,
+    ListQuery,
+    QueueSettings,
+)
 from common.sqlfile import load_queries
 
 Q = load_queries("queries.sql")
+
+# Advisory lock keys: one reconciler and one janitor act at a time across all runners.
+RECONCILE_LOCK = 72450002
+JANITOR_LOCK = 72450003
+
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,14 @@ class ClaimedJob:
     priority: int
     attempt: int
     max_attempts: int
+    attempt_offset: int
+    backoff: dict[str, Any]
+    timeout_s: float | None
+
+    @property
+    def attempts_left(self) -> int:
+        """Attempts that remain in this job's budget after the current one."""
+        return self.max_attempts - (self.attempt - self.attempt_offset)
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,8 @@ class Completion:
     job_id: int
     attempt: int
     result: Any
+    logs: list[str] = field(default_factory=list)
+    progress: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +74,9 @@ class Failure:
     message: str
     traceback: str
     retry_in_ms: int | None  # None: no retry; 0: now; > 0: after that delay
+    reason: str | None = None  # the fail_reason when there is no retry
+    logs: list[str] = field(default_factory=list)
+    progress: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,19 +90,23 @@ class Dispatch:
     run_at: datetime | None
 
 
-def _job_out(row: dict[str, Any]) -> JobOut:
+def _job_out(row: Row) -> JobOut:
     return JobOut(attempts_made=row["attempts"], **row)
+
+
+def _filter_params(job_filter: JobFilter, limit: int) -> dict[str, Any]:
+    return {**job_filter.model_dump(), "limit": limit}
 
 
 class Store:
     """Job persistence on a psycopg connection pool."""
 
     def __init__(self, database_url: str, min_size: int = 1, max_size: int = 10) -> None:
-        self.pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             database_url,
             min_size=min_size,
             max_size=max_size,
-            connection_class=psycopg.Connection[dict[str, Any]],
+            connection_class=psycopg.Connection[Row],
             kwargs={"autocommit": True, "row_factory": dict_row},
             timeout=5.0,
             open=False,
@@ -88,7 +121,7 @@ class Store:
         self.pool.close()
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    def connection(self) -> Iterator[psycopg.Connection[Row]]:
         """A pooled connection; a dead server becomes DependencyDown."""
         try:
             with self.pool.connection() as conn:
@@ -96,29 +129,75 @@ class Store:
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DependencyDown("postgres", exc) from exc
 
-    def _all(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
         with self.connection() as conn:
             return conn.execute(Q[name], params).fetchall()
+
+    def _dispatches(self, name: str, params: dict[str, Any]) -> list[Dispatch]:
+        return [Dispatch(**r) for r in self._all(name, params)]
 
     def ping(self) -> None:
         with self.connection() as conn:
             conn.execute("SELECT 1")
 
-    # --- submissions and reads -------------------------------------------------------
+    # --- submissions -----------------------------------------------------------------------
 
-    def enqueue(self, job: JobSubmission, run_at: datetime | None = None) -> JobOut:
-        row = self._all(
-            "enqueue_job",
-            {
-                "queue": job.queue,
-                "type": job.type,
-                "payload": Jsonb(job.payload),
-                "priority": job.priority,
-                "max_attempts": job.attempts,
-                "run_at": run_at,
-            },
-        )[0]
-        return _job_out(row)
+    def enqueue(self, job: JobSubmission) -> tuple[JobOut, bool]:
+        """Store one job; return it and whether it is new (False: an idempotent replay)."""
+        return self.enqueue_many([job])[0]
+
+    def enqueue_many(self, jobs: Sequence[JobSubmission]) -> list[tuple[JobOut, bool]]:
+        """Store all jobs or none, in one transaction, in order.
+
+        A job whose (queue, idempotency_key) exists with the same request is returned as is
+        (created False); with a different request the whole batch fails with Conflict.
+        """
+        hashes = [job.request_hash() for job in jobs]
+        first_by_key = _dedupe_keys(jobs, hashes)
+        with self.connection() as conn, conn.transaction():
+            existing = self._existing_by_key(conn, jobs, hashes)
+            fresh = [
+                i
+                for i, job in enumerate(jobs)
+                if _key(job) not in existing and first_by_key.get(_key(job), i) == i
+            ]
+            params = _insert_params([jobs[i] for i in fresh], [hashes[i] for i in fresh])
+            rows = conn.execute(Q["enqueue_jobs"], params).fetchall()
+            if len(rows) != len(fresh):
+                # Another request took one of these keys between our check and insert.
+                raise Conflict("an idempotency key was used concurrently; retry the request")
+        inserted = dict(zip(fresh, sorted(rows, key=lambda r: r["id"]), strict=True))
+        out: list[tuple[JobOut, bool]] = []
+        for i, job in enumerate(jobs):
+            if i in inserted:
+                out.append((_job_out(inserted[i]), True))
+            elif _key(job) in existing:
+                out.append((_job_out(existing[_key(job)]), False))
+            else:  # a repeat of an earlier item of this batch
+                out.append((_job_out(inserted[first_by_key[_key(job)]]), False))
+        return out
+
+    def _existing_by_key(
+        self, conn: psycopg.Connection[Row], jobs: Sequence[JobSubmission], hashes: list[str]
+    ) -> dict[tuple[str, str | None], Row]:
+        keyed = [(job, h) for job, h in zip(jobs, hashes, strict=True) if job.idempotency_key]
+        if not keyed:
+            return {}
+        rows = conn.execute(
+            Q["jobs_by_idempotency_key"],
+            {"queues": [j.queue for j, _ in keyed], "keys": [j.idempotency_key for j, _ in keyed]},
+        ).fetchall()
+        found = {(r["queue"], r["idempotency_key"]): r for r in rows}
+        for job, request_hash in keyed:
+            row = found.get(_key(job))
+            if row is not None and row["request_hash"] != request_hash:
+                raise Conflict(
+                    f"idempotency key {job.idempotency_key!r} was used with a different request",
+                    {"job_id": row["id"], "queue": job.queue},
+                )
+        return found
+
+    # --- reads -----------------------------------------------------------------------------
 
     def get(self, job_id: int) -> JobDetail | None:
         with self.connection() as conn:
@@ -126,11 +205,17 @@ class Store:
             if row is None:
                 return None
             attempts = conn.execute(Q["get_attempts"], {"id": job_id}).fetchall()
+            events = conn.execute(Q["get_events"], {"id": job_id}).fetchall()
         return JobDetail(
             attempts_made=row["attempts"],
             history=[AttemptOut(**a) for a in attempts],
+            events=[EventOut(**e) for e in events],
             **row,
         )
+
+    def status_of(self, job_id: int) -> str | None:
+        rows = self._all("get_job", {"id": job_id})
+        return str(rows[0]["status"]) if rows else None
 
     def list_jobs(self, query: ListQuery) -> list[JobOut]:
         return [_job_out(r) for r in self._all("list_jobs", query.model_dump())]
@@ -141,7 +226,24 @@ class Store:
             counts.setdefault(row["queue"], {})[row["status"]] = row["n"]
         return counts
 
-    # --- runner transitions, batched ----------------------------------------------------
+    def queue_settings(self) -> dict[str, Row]:
+        return {r["name"]: r for r in self._all("queue_settings", {})}
+
+    def set_paused(self, queue: str, paused: bool) -> Row:
+        return self._all("set_queue_paused", {"name": queue, "paused": paused})[0]
+
+    def set_retention(self, queue: str, settings: QueueSettings) -> Row:
+        def as_json(value: Any) -> Jsonb | None:
+            return Jsonb(value.model_dump()) if value is not None else None
+
+        params = {
+            "name": queue,
+            "remove_on_complete": as_json(settings.remove_on_complete),
+            "remove_on_fail": as_json(settings.remove_on_fail),
+        }
+        return self._all("set_queue_retention", params)[0]
+
+    # --- runner transitions, batched --------------------------------------------------------
 
     def claim(self, ids: Sequence[int], worker: str) -> list[ClaimedJob]:
         rows = self._all("claim_jobs", {"ids": list(ids), "worker": worker})
@@ -154,6 +256,9 @@ class Store:
                 priority=r["priority"],
                 attempt=r["attempts"],
                 max_attempts=r["max_attempts"],
+                attempt_offset=r["attempt_offset"],
+                backoff=r["backoff"],
+                timeout_s=r["timeout_s"],
             )
             for r in rows
         ]
@@ -168,6 +273,8 @@ class Store:
                 "ids": [c.job_id for c in done],
                 "attempts": [c.attempt for c in done],
                 "results": [Jsonb(c.result) for c in done],
+                "logs": [Jsonb(c.logs) for c in done],
+                "progress": [c.progress for c in done],
             },
         )
         return {r["id"] for r in rows}
@@ -176,24 +283,122 @@ class Store:
         """Record failures; return the jobs that applied, with their new status."""
         if not failures:
             return []
-        rows = self._all(
+        return self._dispatches(
             "fail_jobs",
             {
                 "ids": [f.job_id for f in failures],
                 "attempts": [f.attempt for f in failures],
                 "retry_in_ms": [f.retry_in_ms for f in failures],
+                "reasons": [f.reason for f in failures],
                 "error_types": [f.error_type for f in failures],
                 "messages": [f.message for f in failures],
                 "tracebacks": [f.traceback for f in failures],
+                "logs": [Jsonb(f.logs) for f in failures],
+                "progress": [f.progress for f in failures],
             },
         )
-        return [Dispatch(**r) for r in rows]
+
+    def cancel_flags(self, ids: Sequence[int]) -> set[int]:
+        if not ids:
+            return set()
+        return {r["id"] for r in self._all("cancel_flags", {"ids": list(ids)})}
+
+    def save_progress(self, progress: dict[int, float]) -> None:
+        if progress:
+            params = {"ids": list(progress), "progress": list(progress.values())}
+            with self.connection() as conn:
+                conn.execute(Q["save_progress"], params)
+
+    # --- admin operations (each takes a filter and a limit) -----------------------------------
+
+    def retry(self, job_filter: JobFilter, limit: int) -> list[Dispatch]:
+        return self._dispatches("retry_jobs", _filter_params(job_filter, limit))
+
+    def promote(self, job_filter: JobFilter, limit: int) -> list[Dispatch]:
+        return self._dispatches("promote_jobs", _filter_params(job_filter, limit))
+
+    def cancel(self, job_filter: JobFilter, limit: int) -> tuple[list[Row], list[Row]]:
+        """Cancel waiting jobs; flag active ones. Return (cancelled, cancel requested)."""
+        params = _filter_params(job_filter, limit)
+        with self.connection() as conn, conn.transaction():
+            cancelled = conn.execute(Q["cancel_jobs"], params).fetchall()
+            requested = conn.execute(Q["request_cancel"], params).fetchall()
+        return cancelled, requested
+
+    def remove(self, job_filter: JobFilter, limit: int) -> list[Row]:
+        return self._all("remove_jobs", _filter_params(job_filter, limit))
+
+    def clean(self, queue: str, request: CleanRequest) -> int:
+        """Remove finished jobs by age or beyond the newest N, in bounded batches."""
+        removed = 0
+        while removed < request.limit:
+            batch = min(1000, request.limit - removed)
+            params = {"queue": queue, "status": request.status, "limit": batch}
+            if request.age_s is not None:
+                rows = self._all("clean_older_than", {**params, "age_s": request.age_s})
+            else:
+                rows = self._all("clean_beyond_newest", {**params, "keep": request.keep})
+            removed += len(rows)
+            if len(rows) < batch:
+                break
+        return removed
+
+    # --- background upkeep -----------------------------------------------------------------
+
+    def promote_due(self, limit: int) -> list[Dispatch]:
+        return self._dispatches("promote_due", {"limit": limit})
 
     def undispatched(self, older_than_s: float, after_id: int, limit: int) -> list[Dispatch] | None:
         """Pending or delayed jobs untouched for a while; None if another process holds the lock."""
         params = {"older_than_s": older_than_s, "after_id": after_id, "limit": limit}
         with self.connection() as conn, conn.transaction():
-            lock = conn.execute(Q["try_reconcile_lock"]).fetchone()
-            if not lock or not lock["locked"]:
+            if not _try_lock(conn, RECONCILE_LOCK):
                 return None
             return [Dispatch(**r) for r in conn.execute(Q["undispatched_jobs"], params)]
+
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[bool]:
+        """Hold a transaction-scoped advisory lock if free; yield whether we got it."""
+        with self.connection() as conn, conn.transaction():
+            yield _try_lock(conn, key)
+
+
+def _try_lock(conn: psycopg.Connection[Row], key: int) -> bool:
+    row = conn.execute(Q["try_lock"], {"key": key}).fetchone()
+    return bool(row and row["locked"])
+
+
+def _key(job: JobSubmission) -> tuple[str, str | None]:
+    return (job.queue, job.idempotency_key)
+
+
+def _dedupe_keys(
+    jobs: Sequence[JobSubmission], hashes: list[str]
+) -> dict[tuple[str, str | None], int]:
+    """Index of the first item per idempotency key; a repeated key needs the same request."""
+    first: dict[tuple[str, str | None], int] = {}
+    for i, job in enumerate(jobs):
+        if not job.idempotency_key:
+            continue
+        j = first.setdefault(_key(job), i)
+        if hashes[j] != hashes[i]:
+            raise Conflict(
+                f"idempotency key {job.idempotency_key!r} appears twice with different requests",
+                {"items": [j, i]},
+            )
+    return first
+
+
+def _insert_params(jobs: Sequence[JobSubmission], hashes: list[str]) -> dict[str, Any]:
+    return {
+        "queues": [j.queue for j in jobs],
+        "types": [j.type for j in jobs],
+        "payloads": [Jsonb(j.payload) for j in jobs],
+        "priorities": [j.priority for j in jobs],
+        "max_attempts": [j.attempts for j in jobs],
+        "backoffs": [Jsonb(j.backoff.model_dump()) for j in jobs],
+        "timeouts": [j.timeout_s for j in jobs],
+        "run_ats": [j.due_at() for j in jobs],
+        "keys": [j.idempotency_key for j in jobs],
+        "hashes": hashes,
+    }

@@ -15,6 +15,7 @@ import psycopg
 from common.devservers import ensure_database
 from common.migrate import migrate
 from common.settings import Settings
+from djs_cli.admin import add_admin_commands
 
 
 def _signals_call(handler: Callable[[], None]) -> None:
@@ -53,24 +54,27 @@ def _in_thread(func: Callable[[], Any]) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from common.janitor import Janitor
     from common.reconciler import Reconciler
-    from common.runner import Runner
+    from common.runner import Runner, Upkeep
     from common.services import Services
     from worker_app.app import registry
 
     services = Services.connect(settings)
-    reconciler = Reconciler(
-        services.store, services.queue, settings.reconcile_after_s, settings.reconcile_batch
-    )
+    store, queue = services.store, services.queue
+    upkeep: list[Upkeep] = [
+        Reconciler(store, queue, settings.reconcile_after_s, settings.reconcile_batch),
+        Janitor(store, queue, settings.janitor_interval_s),
+    ]
     runner = Runner(
-        services.store,
-        services.queue,
+        store,
+        queue,
         registry,
         queue_name=args.queue,
         concurrency=args.concurrency,
         burst=args.burst,
         poll_interval_s=settings.poll_interval_s,
-        reconciler=reconciler,
+        upkeep=upkeep,
     )
     _signals_call(runner.stop)
     logging.getLogger("djs").info(
@@ -90,19 +94,30 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     from common.models import JobSubmission
     from common.services import Services
 
-    submission = JobSubmission(
-        type=args.type,
-        payload=json.loads(args.payload),
-        queue=args.queue,
-        priority=args.priority,
-        attempts=args.attempts,
-    )
+    fields = {
+        "type": args.type,
+        "payload": json.loads(args.payload),
+        "queue": args.queue,
+        "priority": args.priority,
+        "attempts": args.attempts,
+        "delay_ms": args.delay_ms,
+        "run_at": args.run_at,
+        "timeout_s": args.timeout_s,
+        "idempotency_key": args.idempotency_key,
+    }
+    if args.backoff:
+        fields["backoff"] = json.loads(args.backoff)
+    submission = JobSubmission.model_validate({k: v for k, v in fields.items() if v is not None})
     services = Services.connect(settings)
     try:
         submitted = submit(services.store, services.queue, submission)
     finally:
         services.close()
-    body = {**submitted.job.model_dump(mode="json"), "dispatched": submitted.dispatched}
+    body = {
+        **submitted.job.model_dump(mode="json"),
+        "created": submitted.created,
+        "dispatched": submitted.dispatched,
+    }
     print(json.dumps(body, indent=2))
     return 0
 
@@ -158,11 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--queue", default="default")
     submit.add_argument("--priority", type=int, default=0)
     submit.add_argument("--attempts", type=int, default=3)
+    submit.add_argument("--backoff", help='JSON, e.g. {"type": "fixed", "delay_ms": 500}')
+    submit.add_argument("--delay-ms", type=int)
+    submit.add_argument("--run-at", help="ISO 8601 with a time zone")
+    submit.add_argument("--timeout-s", type=float)
+    submit.add_argument("--idempotency-key")
     submit.set_defaults(func=cmd_submit)
 
     status = sub.add_parser("status", help="show a job and its attempts")
     status.add_argument("id", type=int)
     status.set_defaults(func=cmd_status)
+
+    add_admin_commands(sub)
     return parser
 
 

@@ -109,7 +109,7 @@ def test_stop_finishes_jobs_in_flight(services: Services) -> None:
 def test_reconciler_pushes_jobs_redis_lost(services: Services) -> None:
     from common.reconciler import Reconciler
 
-    job_id = services.store.enqueue(JobSubmission(type="echo")).id  # stored, never pushed
+    job_id = services.store.enqueue(JobSubmission(type="echo"))[0].id  # stored, never pushed
     time.sleep(0.6)
     reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=10)
     assert reconciler.run_once() == 1

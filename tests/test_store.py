@@ -10,7 +10,7 @@ from common.store import Completion, Failure
 
 
 def _enqueue(services: Services, **fields: object) -> int:
-    return services.store.enqueue(JobSubmission(type="echo", **fields)).id  # type: ignore[arg-type]
+    return services.store.enqueue(JobSubmission(type="echo", **fields))[0].id  # type: ignore[arg-type]
 
 
 def _fail(job_id: int, attempt: int, retry_in_ms: int | None) -> Failure:
@@ -18,7 +18,8 @@ def _fail(job_id: int, attempt: int, retry_in_ms: int | None) -> Failure:
 
 
 def test_enqueue_is_pending_with_defaults(services: Services) -> None:
-    job = services.store.enqueue(JobSubmission(type="echo", payload={"x": 1}))
+    job, created = services.store.enqueue(JobSubmission(type="echo", payload={"x": 1}))
+    assert created
     assert (job.status, job.queue, job.attempts_made, job.max_attempts) == (
         "pending",
         "default",
@@ -30,7 +31,7 @@ def test_enqueue_is_pending_with_defaults(services: Services) -> None:
 
 def test_enqueue_in_future_is_delayed(services: Services) -> None:
     later = datetime.now(UTC) + timedelta(minutes=5)
-    job = services.store.enqueue(JobSubmission(type="echo"), run_at=later)
+    job, _ = services.store.enqueue(JobSubmission(type="echo", run_at=later))
     assert job.status == "delayed"
 
 

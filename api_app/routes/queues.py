@@ -1,4 +1,4 @@
-"""Routes for /queues: counts per state per queue."""
+"""Routes for /queues: counts per state, pause/resume, retention settings, clean."""
 
 from __future__ import annotations
 
@@ -6,22 +6,70 @@ from typing import Any
 
 from chalice.app import Blueprint
 
-from api_app.errors import api_view, json_response
-from common.models import JOB_STATUSES
+from api_app.errors import api_view, json_body, json_response
+from common import jobs
+from common.errors import InvalidInput
+from common.models import _NAME, JOB_STATUSES, CleanRequest, QueueSettings
 from common.services import Services
+
+ANY_TYPE = ["*/*"]
+
+
+def _queue_name(raw: str) -> str:
+    import re
+
+    if not re.match(_NAME, raw):
+        raise InvalidInput("not a valid queue name", [{"path": "name", "message": raw}])
+    return raw
 
 
 def queues_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
+    store, queue = services.store, services.queue
+
+    def _describe(name: str, counts: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "counts": {s: counts.get(s, 0) for s in JOB_STATUSES},
+            "paused": bool(settings.get("paused", False)),
+            "remove_on_complete": settings.get("remove_on_complete"),
+            "remove_on_fail": settings.get("remove_on_fail"),
+        }
 
     @bp.route("/queues", methods=["GET"])
     @api_view
     def list_queues() -> Any:
-        counts = services.store.queue_counts()
-        queues = [
-            {"name": name, "counts": {s: by_status.get(s, 0) for s in JOB_STATUSES}}
-            for name, by_status in sorted(counts.items())
-        ]
-        return json_response({"queues": queues})
+        counts = store.queue_counts()
+        settings = store.queue_settings()
+        names = sorted(set(counts) | set(settings))
+        return json_response(
+            {"queues": [_describe(n, counts.get(n, {}), settings.get(n, {})) for n in names]}
+        )
+
+    @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
+    @api_view
+    def pause(name: str) -> Any:
+        jobs.pause(store, queue, _queue_name(name), True)
+        return json_response({"name": name, "paused": True})
+
+    @bp.route("/queues/{name}/resume", methods=["POST"], content_types=ANY_TYPE)
+    @api_view
+    def resume(name: str) -> Any:
+        jobs.pause(store, queue, _queue_name(name), False)
+        return json_response({"name": name, "paused": False})
+
+    @bp.route("/queues/{name}/settings", methods=["PUT"], content_types=ANY_TYPE)
+    @api_view
+    def put_settings(name: str) -> Any:
+        settings = QueueSettings.model_validate(json_body(bp.current_request))
+        row = store.set_retention(_queue_name(name), settings)
+        return json_response(row)
+
+    @bp.route("/queues/{name}/clean", methods=["POST"], content_types=ANY_TYPE)
+    @api_view
+    def clean(name: str) -> Any:
+        request = CleanRequest.model_validate(json_body(bp.current_request))
+        removed = store.clean(_queue_name(name), request)
+        return json_response({"removed": removed})
 
     return bp

@@ -1,28 +1,55 @@
 -- Every job query djs runs. Each status change is one guarded statement: it names the
--- status it expects, so a duplicate delivery or a stale runner changes 0 rows.
+-- status it expects, so a duplicate delivery or a stale runner changes 0 rows. Each also
+-- sets changed_by, which the event triggers (migration 002) record as the cause.
+-- `{{job_filter}}` is replaced by the _job_filter block below.
 
--- name: enqueue_job
--- Insert a job as pending (or delayed when run_at is in the future).
-INSERT INTO jobs (queue, type, payload, status, priority, max_attempts, run_at)
-VALUES (%(queue)s, %(type)s, %(payload)s,
-        CASE WHEN %(run_at)s::timestamptz > now() THEN 'delayed' ELSE 'pending' END::job_status,
-        %(priority)s, %(max_attempts)s, %(run_at)s)
+-- name: _job_filter
+-- The filter shared by listing and bulk operations; a NULL parameter matches everything.
+(%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+AND (%(type)s::text IS NULL OR type = %(type)s::text)
+AND (%(status)s::job_status IS NULL OR status = %(status)s::job_status)
+AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s::timestamptz)
+AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
+
+-- name: enqueue_jobs
+-- Insert a batch as pending, or delayed when run_at is in the future. A job whose
+-- (queue, idempotency_key) already exists is skipped; the caller looks it up.
+INSERT INTO jobs (queue, type, payload, status, priority, max_attempts, backoff, timeout_s,
+                  run_at, idempotency_key, request_hash, changed_by)
+SELECT queue, type, payload,
+       CASE WHEN run_at > now() THEN 'delayed' ELSE 'pending' END::job_status,
+       priority, max_attempts, backoff, timeout_s,
+       CASE WHEN run_at > now() THEN run_at END, idempotency_key, request_hash, 'api'
+FROM unnest(%(queues)s::text[], %(types)s::text[], %(payloads)s::jsonb[], %(priorities)s::int[],
+            %(max_attempts)s::int[], %(backoffs)s::jsonb[], %(timeouts)s::float8[],
+            %(run_ats)s::timestamptz[], %(keys)s::text[], %(hashes)s::text[])
+     WITH ORDINALITY AS i(queue, type, payload, priority, max_attempts, backoff, timeout_s,
+                          run_at, idempotency_key, request_hash, n)
+ORDER BY n
+ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
+
+-- name: jobs_by_idempotency_key
+SELECT * FROM jobs
+WHERE (queue, idempotency_key) IN (SELECT * FROM unnest(%(queues)s::text[], %(keys)s::text[]));
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
 
 -- name: get_attempts
 SELECT attempt, worker, started_at, finished_at, outcome, error_type, error_message, traceback,
-       extract(epoch FROM finished_at - started_at) * 1000 AS duration_ms
+       logs, progress, extract(epoch FROM finished_at - started_at) * 1000 AS duration_ms
 FROM job_attempts WHERE job_id = %(id)s ORDER BY attempt;
+
+-- name: get_events
+SELECT at, from_status::text AS from_status, to_status::text AS to_status, cause
+FROM job_events WHERE job_id = %(id)s ORDER BY id;
 
 -- name: list_jobs
 -- Keyset pagination, newest first: the cursor is the last id of the previous page.
 SELECT * FROM jobs
-WHERE (%(status)s::job_status IS NULL OR status = %(status)s::job_status)
-  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(type)s::text IS NULL OR type = %(type)s::text)
+WHERE {{job_filter}}
   AND (%(cursor)s::bigint IS NULL OR id < %(cursor)s::bigint)
 ORDER BY id DESC
 LIMIT %(limit)s;
@@ -30,17 +57,34 @@ LIMIT %(limit)s;
 -- name: queue_counts
 SELECT queue, status::text AS status, count(*) AS n FROM jobs GROUP BY queue, status;
 
+-- name: queue_settings
+SELECT name, paused, remove_on_complete, remove_on_fail FROM queues ORDER BY name;
+
+-- name: set_queue_paused
+INSERT INTO queues (name, paused) VALUES (%(name)s, %(paused)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now()
+RETURNING name, paused, remove_on_complete, remove_on_fail;
+
+-- name: set_queue_retention
+INSERT INTO queues (name, remove_on_complete, remove_on_fail)
+VALUES (%(name)s, %(remove_on_complete)s, %(remove_on_fail)s)
+ON CONFLICT (name) DO UPDATE
+SET remove_on_complete = excluded.remove_on_complete, remove_on_fail = excluded.remove_on_fail,
+    updated_at = now()
+RETURNING name, paused, remove_on_complete, remove_on_fail;
+
 -- name: claim_jobs
 -- pending (or due delayed) -> active for a batch of ids popped from Redis, in one round trip.
 -- Ids that are not runnable any more (duplicate delivery, cancelled, already run, not yet
 -- due) simply do not come back: the guard is the claim.
 WITH claimed AS (
     UPDATE jobs
-    SET status = 'active', attempts = attempts + 1, worker = %(worker)s,
-        started_at = now(), updated_at = now()
+    SET status = 'active', attempts = attempts + 1, worker = %(worker)s, progress = NULL,
+        started_at = now(), updated_at = now(), changed_by = 'runner'
     WHERE id = ANY(%(ids)s::bigint[])
       AND (status = 'pending' OR (status = 'delayed' AND run_at <= now()))
-    RETURNING id, queue, type, payload, priority, attempts, max_attempts
+    RETURNING id, queue, type, payload, priority, attempts, max_attempts, attempt_offset,
+              backoff, timeout_s
 ), opened AS (
     INSERT INTO job_attempts (job_id, attempt, worker)
     SELECT id, attempts, %(worker)s FROM claimed
@@ -50,49 +94,136 @@ SELECT * FROM claimed;
 -- name: complete_jobs
 -- active -> completed for a batch. The attempt number fences a runner whose claim is stale.
 WITH outcome AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(results)s::jsonb[])
-        AS o(id, attempt, result)
+    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(results)s::jsonb[],
+                         %(logs)s::jsonb[], %(progress)s::real[])
+        AS o(id, attempt, result, logs, progress)
 ), done AS (
     UPDATE jobs j
-    SET status = 'completed', result = o.result, finished_at = now(), updated_at = now()
+    SET status = 'completed', result = o.result, progress = o.progress, finished_at = now(),
+        updated_at = now(), changed_by = 'runner'
     FROM outcome o
     WHERE j.id = o.id AND j.status = 'active' AND j.attempts = o.attempt
     RETURNING j.id, j.attempts
 ), closed AS (
-    UPDATE job_attempts a SET outcome = 'completed', finished_at = now()
-    FROM done d WHERE a.job_id = d.id AND a.attempt = d.attempts
+    UPDATE job_attempts a
+    SET outcome = 'completed', finished_at = now(), progress = o.progress,
+        logs = ARRAY(SELECT jsonb_array_elements_text(o.logs))
+    FROM done d JOIN outcome o ON o.id = d.id
+    WHERE a.job_id = d.id AND a.attempt = d.attempts
 )
 SELECT id FROM done;
 
 -- name: fail_jobs
 -- active -> failed, or -> pending/delayed when the lifecycle rules grant a retry
--- (retry_in_ms NULL: no retry; 0: run again now; > 0: wait that long).
+-- (retry_in_ms NULL: no retry; 0: run again now; > 0: wait that long). A job an admin
+-- asked to cancel while it ran is not retried: it fails with reason 'cancelled'.
 WITH outcome AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(retry_in_ms)s::bigint[],
-                         %(error_types)s::text[], %(messages)s::text[], %(tracebacks)s::text[])
-        AS o(id, attempt, retry_in_ms, error_type, message, traceback)
+                         %(reasons)s::fail_reason[], %(error_types)s::text[],
+                         %(messages)s::text[], %(tracebacks)s::text[], %(logs)s::jsonb[],
+                         %(progress)s::real[])
+        AS o(id, attempt, retry_in_ms, reason, error_type, message, traceback, logs, progress)
+), decided AS (
+    SELECT o.*, CASE WHEN j.cancel_requested THEN NULL ELSE o.retry_in_ms END AS retry,
+           CASE WHEN j.cancel_requested THEN 'cancelled'::fail_reason ELSE o.reason END AS why
+    FROM outcome o JOIN jobs j ON j.id = o.id
 ), done AS (
     UPDATE jobs j
-    SET status = CASE WHEN o.retry_in_ms IS NULL THEN 'failed'
-                      WHEN o.retry_in_ms = 0 THEN 'pending'
+    SET status = CASE WHEN d.retry IS NULL THEN 'failed'
+                      WHEN d.retry = 0 THEN 'pending'
                       ELSE 'delayed' END::job_status,
-        run_at = CASE WHEN o.retry_in_ms > 0
-                      THEN now() + o.retry_in_ms * interval '1 millisecond' END,
-        finished_at = CASE WHEN o.retry_in_ms IS NULL THEN now() END,
-        last_error = o.error_type || ': ' || o.message,
-        updated_at = now()
-    FROM outcome o
-    WHERE j.id = o.id AND j.status = 'active' AND j.attempts = o.attempt
+        run_at = CASE WHEN d.retry > 0 THEN now() + d.retry * interval '1 millisecond' END,
+        finished_at = CASE WHEN d.retry IS NULL THEN now() END,
+        fail_reason = CASE WHEN d.retry IS NULL THEN d.why END,
+        last_error = d.error_type || ': ' || d.message,
+        progress = d.progress, updated_at = now(), changed_by = 'runner'
+    FROM decided d
+    WHERE j.id = d.id AND j.status = 'active' AND j.attempts = d.attempt
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
 ), closed AS (
     UPDATE job_attempts a
     SET outcome = CASE WHEN d.status = 'failed' THEN 'failed' ELSE 'retried' END,
         finished_at = now(), error_type = o.error_type, error_message = o.message,
-        traceback = o.traceback
+        traceback = o.traceback, progress = o.progress,
+        logs = ARRAY(SELECT jsonb_array_elements_text(o.logs))
     FROM done d JOIN outcome o ON o.id = d.id
     WHERE a.job_id = d.id AND a.attempt = d.attempts
 )
 SELECT id, queue, priority, status, run_at FROM done;
+
+-- name: cancel_flags
+-- Which of a runner's active jobs an admin has asked to cancel.
+SELECT id FROM jobs WHERE id = ANY(%(ids)s::bigint[]) AND cancel_requested;
+
+-- name: save_progress
+UPDATE jobs j SET progress = p.progress
+FROM unnest(%(ids)s::bigint[], %(progress)s::real[]) AS p(id, progress)
+WHERE j.id = p.id AND j.status = 'active' AND j.progress IS DISTINCT FROM p.progress;
+
+-- name: retry_jobs
+-- Admin retry: failed, cancelled or completed -> pending, with a fresh attempt budget.
+-- Earlier attempts stay as history.
+UPDATE jobs
+SET status = 'pending', attempt_offset = attempts, fail_reason = NULL, cancel_requested = false,
+    run_at = NULL, finished_at = NULL, result = NULL, updated_at = now(), changed_by = 'api'
+WHERE id IN (SELECT id FROM jobs
+             WHERE {{job_filter}} AND status IN ('failed', 'cancelled', 'completed')
+             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, queue, priority, status::text AS status, run_at;
+
+-- name: promote_jobs
+-- Admin promote: delayed -> pending now.
+UPDATE jobs SET status = 'pending', run_at = NULL, updated_at = now(), changed_by = 'api'
+WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status = 'delayed'
+             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, queue, priority, status::text AS status, run_at;
+
+-- name: cancel_jobs
+-- Admin cancel: pending or delayed -> cancelled.
+UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), changed_by = 'api'
+WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status IN ('pending', 'delayed')
+             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, queue;
+
+-- name: request_cancel
+-- Admin cancel of an active job: its runner sees the flag and the handler can stop.
+UPDATE jobs SET cancel_requested = true, updated_at = now(), changed_by = 'api'
+WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status = 'active'
+             AND NOT cancel_requested ORDER BY id LIMIT %(limit)s)
+RETURNING id, queue;
+
+-- name: remove_jobs
+-- Admin remove: a job and its history (attempts and events cascade). Never an active job.
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status <> 'active'
+             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, queue;
+
+-- name: clean_older_than
+-- Remove one queue's finished jobs of one status older than age_s, a bounded batch at a time.
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs
+             WHERE queue = %(queue)s AND status = %(status)s::job_status
+               AND finished_at < now() - %(age_s)s * interval '1 second'
+             ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id;
+
+-- name: clean_beyond_newest
+-- Remove one queue's finished jobs of one status beyond the newest `keep`, a batch at a time.
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs
+             WHERE queue = %(queue)s AND status = %(status)s::job_status
+             ORDER BY finished_at DESC, id DESC OFFSET %(keep)s LIMIT %(limit)s
+             FOR UPDATE SKIP LOCKED)
+RETURNING id;
+
+-- name: promote_due
+-- Janitor: delayed jobs whose time has come -> pending, so the states tell the truth while
+-- they wait for a free runner. Redis promotes them on its own clock meanwhile.
+UPDATE jobs SET status = 'pending', updated_at = now(), changed_by = 'janitor'
+WHERE id IN (SELECT id FROM jobs WHERE status = 'delayed' AND run_at <= now()
+             ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, queue, priority, status::text AS status, run_at;
 
 -- name: undispatched_jobs
 -- Pending jobs, and delayed jobs, untouched for a while: candidates for a fresh push to
@@ -104,6 +235,6 @@ WHERE status IN ('pending', 'delayed')
 ORDER BY id
 LIMIT %(limit)s;
 
--- name: try_reconcile_lock
--- Only one reconciler works at a time; the lock ends with the transaction.
-SELECT pg_try_advisory_xact_lock(72450002) AS locked;
+-- name: try_lock
+-- Only one reconciler (or janitor) works at a time; the lock ends with the transaction.
+SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;

@@ -1,0 +1,166 @@
+"""Run handlers on a fixed number of threads, with a hard per-attempt deadline.
+
+Python cannot kill a thread, so a handler that overruns its timeout is *abandoned*: its
+attempt is recorded as timed out at once, its cancellation flag is set (a cooperative handler
+stops), and a fresh thread takes its slot. Whatever the abandoned thread returns later is
+discarded. The runner thus stays at full capacity and a hung handler never holds a slot for
+ever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common.handlers import HandlerRegistry, JobContext, JobTimeout, NonRetryableError
+from common.store import ClaimedJob
+
+log = logging.getLogger("djs.executor")
+
+# Used when neither the job nor its handler names a timeout.
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt produced: a JSON-ready result, or an error with its traceback."""
+
+    job: ClaimedJob
+    context: JobContext
+    result: Any = None
+    error: BaseException | None = None
+    traceback: str = ""
+
+
+@dataclass
+class _Running:
+    job: ClaimedJob
+    context: JobContext
+    thread: threading.Thread
+
+
+class JobExecutor:
+    """`size` worker threads; finished (or timed-out) attempts go to `on_outcome`."""
+
+    def __init__(
+        self, registry: HandlerRegistry, size: int, on_outcome: Callable[[Outcome], None]
+    ) -> None:
+        self.registry = registry
+        self.size = size
+        self.on_outcome = on_outcome
+        self._tasks: queue.Queue[tuple[ClaimedJob, JobContext] | None] = queue.Queue()
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.abandoned = 0
+        for _ in range(size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name="djs-job", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def submit(self, job: ClaimedJob) -> JobContext:
+        spec = self.registry.get(job.type)
+        timeout_s = job.timeout_s or (spec.timeout_s if spec else DEFAULT_TIMEOUT_S)
+        context = JobContext(
+            function_name=job.type,
+            job_id=job.id,
+            attempt=job.attempt,
+            deadline=time.monotonic() + timeout_s,
+            timeout_s=timeout_s,
+        )
+        self._tasks.put((job, context))
+        return context
+
+    def running(self) -> list[JobContext]:
+        with self._lock:
+            return [r.context for r in self._running.values()]
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._running) or not self._tasks.empty()
+
+    def shutdown(self) -> None:
+        """Stop the idle threads. Call once nothing is busy; abandoned threads are left be."""
+        for _ in range(self.size):
+            self._tasks.put(None)
+
+    # --- worker threads ----------------------------------------------------------------
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            job, context = task
+            with self._lock:
+                self._running[job.id] = _Running(job, context, me)
+            outcome = self._run(job, context)
+            with self._lock:
+                still_ours = self._running.pop(job.id, None) is not None
+            if not still_ours:
+                return  # timed out and replaced: this thread's slot belongs to another now
+            self.on_outcome(outcome)
+
+    def _run(self, job: ClaimedJob, context: JobContext) -> Outcome:
+        spec = self.registry.get(job.type)
+        event = {
+            "job_id": job.id,
+            "type": job.type,
+            "queue": job.queue,
+            "payload": job.payload,
+            "attempt": job.attempt,
+        }
+        try:
+            if spec is None:
+                raise NonRetryableError(f"no handler registered for job type {job.type!r}")
+            return Outcome(job, context, result=_json_ready(spec.func(event, context)))
+        except Exception as exc:
+            return Outcome(job, context, error=exc, traceback=traceback.format_exc())
+
+    # --- the watchdog ----------------------------------------------------------------------
+
+    def expire_overdue(self) -> int:
+        """Record every attempt past its deadline as timed out; return how many."""
+        now = time.monotonic()
+        with self._lock:
+            overdue = [r for r in self._running.values() if r.context.deadline <= now]
+            for r in overdue:
+                del self._running[r.job.id]
+        for r in overdue:
+            r.context.cancel_event.set()
+            self.abandoned += 1
+            self._spawn()
+            stack = _thread_stack(r.thread)
+            limit = r.context.timeout_s
+            error = JobTimeout(f"attempt {r.job.attempt} exceeded its {limit:g} s timeout")
+            log.warning("job %d: %s; its thread is abandoned", r.job.id, error)
+            self.on_outcome(Outcome(r.job, r.context, error=error, traceback=stack))
+        return len(overdue)
+
+
+def _thread_stack(thread: threading.Thread) -> str:
+    """Where a hung handler is stuck: the most useful traceback a timeout can carry."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return "JobTimeout (the handler's thread had already finished)"
+    return "Stack of the timed-out handler:\n" + "".join(traceback.format_stack(frame))
+
+
+def _json_ready(value: Any) -> Any:
+    """A handler's result must be JSON; anything else fails the job at once, clearly."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise NonRetryableError(f"handler result is not JSON-serializable: {exc}") from exc
