@@ -44,7 +44,7 @@ class Outcome:
 class _Running:
     job: ClaimedJob
     context: JobContext
-    thread: threading.Thread
+    thread: threading.Thread | None  # None until a worker thread picks it up
 
 
 class JobExecutor:
@@ -79,12 +79,27 @@ class JobExecutor:
             deadline=time.monotonic() + timeout_s,
             timeout_s=timeout_s,
         )
+        with self._lock:
+            self._running[job.id] = _Running(job, context, None)
         self._tasks.put((job, context))
         return context
 
-    def running(self) -> list[JobContext]:
+    def running(self) -> list[tuple[ClaimedJob, JobContext]]:
+        """Jobs submitted and not yet finished (queued or running)."""
         with self._lock:
-            return [r.context for r in self._running.values()]
+            return [(r.job, r.context) for r in self._running.values()]
+
+    def abandon_all(self) -> list[ClaimedJob]:
+        """Give up every unfinished job (graceful drain ran out of time); return them.
+
+        Their threads run on, flagged as cancelled; whatever they return is discarded.
+        """
+        with self._lock:
+            left = list(self._running.values())
+            self._running.clear()
+        for r in left:
+            r.context.cancel_event.set()
+        return [r.job for r in left]
 
     def busy(self) -> bool:
         with self._lock:
@@ -105,7 +120,10 @@ class JobExecutor:
                 return
             job, context = task
             with self._lock:
-                self._running[job.id] = _Running(job, context, me)
+                running = self._running.get(job.id)
+                if running is None:
+                    continue  # abandoned before it started
+                running.thread = me
             outcome = self._run(job, context)
             with self._lock:
                 still_ours = self._running.pop(job.id, None) is not None
@@ -135,7 +153,11 @@ class JobExecutor:
         """Record every attempt past its deadline as timed out; return how many."""
         now = time.monotonic()
         with self._lock:
-            overdue = [r for r in self._running.values() if r.context.deadline <= now]
+            overdue = [
+                r
+                for r in self._running.values()
+                if r.context.deadline <= now and r.thread is not None
+            ]
             for r in overdue:
                 del self._running[r.job.id]
         for r in overdue:
@@ -150,9 +172,9 @@ class JobExecutor:
         return len(overdue)
 
 
-def _thread_stack(thread: threading.Thread) -> str:
+def _thread_stack(thread: threading.Thread | None) -> str:
     """Where a hung handler is stuck: the most useful traceback a timeout can carry."""
-    frame = sys._current_frames().get(thread.ident or -1)
+    frame = sys._current_frames().get(thread.ident or -1) if thread else None
     if frame is None:
         return "JobTimeout (the handler's thread had already finished)"
     return "Stack of the timed-out handler:\n" + "".join(traceback.format_stack(frame))

@@ -1,4 +1,5 @@
-"""Background upkeep in Postgres: due delayed jobs become pending, and retention is enforced."""
+"""Background upkeep in Postgres: due delayed jobs become pending, jobs whose lease expired
+are recovered (stalled), and retention is enforced."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import time
 
 from common.errors import DependencyDown
+from common.jobs import ready_again
 from common.models import CleanRequest, Retention
 from common.redisqueue import RedisQueue
 from common.store import JANITOR_LOCK, Store
@@ -42,6 +44,11 @@ class Janitor:
                 return 0
             # Redis promotes due jobs on its own; this makes Postgres say `pending` too.
             touched = len(self.store.promote_due(self.batch))
+            recovered = self.store.recover_stalled(self.batch)
+            if recovered:
+                log.warning("recovered %d stalled jobs", len(recovered))
+                self.queue.push(ready_again(recovered))
+            touched += len(recovered)
             for queue, settings in self.store.queue_settings().items():
                 touched += self._retain(queue, "completed", settings["remove_on_complete"])
                 touched += self._retain(queue, "failed", settings["remove_on_fail"])

@@ -1,4 +1,10 @@
-"""The local runner: claim -> run -> record -> schedule retry, with many jobs per round trip."""
+"""The local runner: claim -> run -> record -> schedule retry, with many jobs per round trip.
+
+Threads: the main loop claims; a pool of job threads runs handlers (common/executor.py); the
+recorder writes outcomes in batches; the watcher enforces timeouts, renews leases (the
+heartbeat), relays cancel requests and progress, and runs the upkeep (reconciler, janitor);
+the listener pushes jobs committed through the transactional enqueue.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,19 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from common import lifecycle
+from common.backoff import ReconnectBackoff
 from common.errors import DependencyDown
 from common.executor import JobExecutor, Outcome
 from common.handlers import HandlerRegistry
 from common.jobs import ready_again
+from common.notify import EnqueueListener
 from common.redisqueue import RedisQueue
-from common.store import Completion, Dispatch, Failure, Store
+from common.store import Completion, Dispatch, Failure, Lease, Store
 
 log = logging.getLogger("djs.runner")
 
 _RECORD_BATCH = 500
 _WATCH_INTERVAL_S = 0.05  # how often timeouts are checked
-_SYNC_INTERVAL_S = 0.5  # how often cancel requests are read and progress written
 
 
 class Upkeep(Protocol):
@@ -49,36 +56,49 @@ class Runner:
         concurrency: int = 8,
         burst: bool = False,
         poll_interval_s: float = 1.0,
+        lease_s: float = 30.0,
+        grace_s: float = 25.0,
         upkeep: Sequence[Upkeep] = (),
+        listener: EnqueueListener | None = None,
         worker_id: str | None = None,
     ) -> None:
         self.store = store
         self.queue = redis_queue
-        self.registry = registry
         self.queue_name = queue_name
         self.concurrency = concurrency
         self.burst = burst
         self.poll_interval_s = poll_interval_s
+        self.lease_s = lease_s
+        self.grace_s = grace_s
         self.upkeep = list(upkeep)
+        self.listener = listener
         self.worker_id = worker_id or default_worker_id()
         self._outcomes: queue.Queue[Outcome | None] = queue.Queue()
         self._executor = JobExecutor(registry, concurrency, self._outcomes.put)
         self._slots = threading.Condition()
         self._inflight = 0
         self._stop = threading.Event()
+        self._done = threading.Event()  # set once the run is over: background threads end
+        self._claim_backoff = ReconnectBackoff()
         self.processed = 0
+        self.released = 0
 
     def stop(self) -> None:
-        """Stop claiming; jobs in flight finish and are recorded before run() returns."""
+        """Stop claiming; jobs in flight get `grace_s` to finish before their leases go back."""
         self._stop.set()
         with self._slots:
             self._slots.notify_all()
 
     def run(self) -> None:
-        recorder = threading.Thread(target=self._record_loop, name="djs-recorder", daemon=True)
-        watcher = threading.Thread(target=self._watch_loop, name="djs-watch", daemon=True)
-        recorder.start()
-        watcher.start()
+        threads = [
+            threading.Thread(target=self._record_loop, name="djs-recorder", daemon=True),
+            threading.Thread(target=self._watch_loop, name="djs-watch", daemon=True),
+        ]
+        if self.listener:
+            target = self.listener.run
+            threads.append(threading.Thread(target=target, args=(self._done,), daemon=True))
+        for thread in threads:
+            thread.start()
         try:
             while not self._stop.is_set() and self._step():
                 pass
@@ -86,14 +106,34 @@ class Runner:
             self._stop.set()
             self._drain()
             self._executor.shutdown()
+            self._done.set()
             self._outcomes.put(None)
-            recorder.join()
+            threads[0].join()
 
     def _drain(self) -> None:
-        """Wait for every claimed job to be recorded (a hung one is expired by the watcher)."""
+        """Wait up to grace_s for jobs in flight; then hand the rest back to Postgres at once."""
+        deadline = time.monotonic() + self.grace_s
         with self._slots:
-            while self._inflight > 0:
-                self._slots.wait(0.1)
+            while self._inflight > 0 and time.monotonic() < deadline:
+                self._slots.wait(0.05)
+        if self._inflight > 0:
+            self._release_unfinished()
+
+    def _release_unfinished(self) -> None:
+        left = self._executor.abandon_all()
+        leases = [Lease(job.id, job.lease_token) for job in left]
+        try:
+            released = self.store.release(leases)
+            self.queue.push(ready_again(released))
+            self.queue.ack(self.queue_name, [job.id for job in left])
+        except DependencyDown as exc:
+            # The leases expire instead: the janitor recovers the jobs as stalled.
+            log.warning("could not release %d jobs: %s", len(left), exc.message)
+            released = []
+        self.released = len(released)
+        log.warning("grace period over: released %d unfinished jobs", len(released))
+        with self._slots:
+            self._inflight -= len(left)
 
     # --- claim ---------------------------------------------------------------------------
 
@@ -107,16 +147,18 @@ class Runner:
             claimed = self.queue.claim(self.queue_name, free)
             if claimed.ids:
                 self._start(claimed.ids)
-                return True
-            if self.burst and busy_before_claim == 0 and claimed.next_due_in_ms is None:
+            elif self.burst and busy_before_claim == 0 and claimed.next_due_in_ms is None:
                 return False
-            wait_s = self.poll_interval_s
-            if claimed.next_due_in_ms is not None:
-                wait_s = min(wait_s, claimed.next_due_in_ms / 1000)
-            self.queue.wait_for_work(self.queue_name, wait_s)
+            else:
+                wait_s = self.poll_interval_s
+                if claimed.next_due_in_ms is not None:
+                    wait_s = min(wait_s, claimed.next_due_in_ms / 1000)
+                self.queue.wait_for_work(self.queue_name, wait_s)
+            self._claim_backoff.reset()
         except DependencyDown as exc:
-            log.warning("%s; retrying", exc.message)
-            self._stop.wait(self.poll_interval_s)
+            delay = self._claim_backoff.next_delay()
+            log.warning("%s; retrying in %.2f s", exc.message, delay)
+            self._stop.wait(delay)
         return True
 
     def _wait_for_free_slots(self) -> int:
@@ -126,7 +168,7 @@ class Runner:
             return self.concurrency - self._inflight
 
     def _start(self, ids: list[int]) -> None:
-        jobs = self.store.claim(ids, self.worker_id)
+        jobs = self.store.claim(ids, self.worker_id, self.lease_s)
         # Ids Postgres refused are not ours to run (done, cancelled, duplicate delivery).
         refused = set(ids) - {job.id for job in jobs}
         if refused:
@@ -136,35 +178,40 @@ class Runner:
         for job in jobs:
             self._executor.submit(job)
 
-    # --- watch: timeouts, cancel requests, progress, upkeep ---------------------------------
+    # --- watch: timeouts, heartbeat, cancel requests, progress, upkeep -----------------------
 
     def _watch_loop(self) -> None:
-        last_sync = 0.0
-        while not (self._stop.is_set() and self._inflight == 0):
+        heartbeat_s = min(1.0, self.lease_s / 3)
+        last_beat = time.monotonic()
+        while not self._done.is_set():
             self._executor.expire_overdue()
-            if time.monotonic() - last_sync >= _SYNC_INTERVAL_S:
-                last_sync = time.monotonic()
-                self._sync_running()
+            if time.monotonic() - last_beat >= heartbeat_s:
+                last_beat = time.monotonic()
+                self._heartbeat()
                 if not self._stop.is_set():
                     for task in self.upkeep:
                         task.maybe_run()
-            time.sleep(_WATCH_INTERVAL_S)
+            self._done.wait(_WATCH_INTERVAL_S)
 
-    def _sync_running(self) -> None:
-        """Tell handlers about cancel requests; publish their progress."""
+    def _heartbeat(self) -> None:
+        """Renew our leases, tell handlers about cancel requests, publish their progress."""
         running = self._executor.running()
         if not running:
             return
         try:
-            cancelled = self.store.cancel_flags([c.job_id for c in running])
+            held = self.store.renew([Lease(j.id, j.lease_token) for j, _ in running], self.lease_s)
             self.store.save_progress(
-                {c.job_id: c.progress_pct for c in running if c.progress_pct is not None}
+                {j.id: c.progress_pct for j, c in running if c.progress_pct is not None}
             )
         except DependencyDown as exc:
-            log.warning("cannot sync running jobs: %s", exc.message)
+            log.warning("heartbeat failed: %s", exc.message)
             return
-        for context in running:
-            if context.job_id in cancelled:
+        for job, context in running:
+            if job.id not in held:
+                # Recovered as stalled, cancelled or removed: our outcome will be refused.
+                log.warning("job %d: lease lost; its outcome will not count", job.id)
+                context.cancel_event.set()
+            elif held[job.id]:
                 context.cancel_event.set()
 
     # --- record --------------------------------------------------------------------------
@@ -202,26 +249,30 @@ class Runner:
             self._slots.notify_all()
 
     def _persist(self, completions: list[Completion], failures: list[Failure]) -> list[Dispatch]:
-        """Write outcomes to Postgres, waiting out an outage: an outcome is never dropped."""
+        """Write outcomes to Postgres, waiting out an outage: an outcome is never dropped.
+
+        While Postgres is down the leases run out; if it stays down past them, the janitor
+        recovers the jobs and these writes are refused by their fence, as they must be.
+        """
+        backoff = ReconnectBackoff()
         while True:
             try:
                 applied = self.store.complete(completions)
                 failed = self.store.fail(failures)
                 break
             except DependencyDown as exc:
-                log.warning("cannot record outcomes: %s; retrying", exc.message)
-                time.sleep(self.poll_interval_s)
+                delay = backoff.next_delay()
+                log.warning("cannot record outcomes: %s; retrying in %.2f s", exc.message, delay)
+                time.sleep(delay)
         stale = len(completions) - len(applied) + len(failures) - len(failed)
         if stale:
-            log.warning("%d outcomes rejected by their guard (job no longer ours)", stale)
+            log.warning("%d outcomes refused by their lease fence (job no longer ours)", stale)
         return failed
 
 
 def _completion(outcome: Outcome) -> Completion:
-    ctx = outcome.context
-    return Completion(
-        outcome.job.id, outcome.job.attempt, outcome.result, ctx.logs, ctx.progress_pct
-    )
+    ctx, job = outcome.context, outcome.job
+    return Completion(job.id, job.lease_token, outcome.result, ctx.logs, ctx.progress_pct)
 
 
 def _failure(outcome: Outcome) -> Failure:
@@ -232,7 +283,7 @@ def _failure(outcome: Outcome) -> Failure:
     )
     return Failure(
         job_id=job.id,
-        attempt=job.attempt,
+        token=job.lease_token,
         error_type=type(error).__name__,
         message=str(error),
         traceback=outcome.traceback,

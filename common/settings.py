@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     # A pending job that has sat this long is pushed to Redis again (lost push, Redis flush).
     reconcile_after_s: float = 5.0
     reconcile_batch: int = 500
+    # A claim's lease; the heartbeat renews it every min(1 s, lease/3). A runner silent for
+    # this long has stalled and its jobs go back to pending.
+    lease_s: float = 30.0
+    # On SIGTERM, jobs in flight get this long to finish before their leases are released.
+    grace_s: float = 25.0
     # How often a runner's janitor promotes due delayed jobs and enforces retention.
     janitor_interval_s: float = 1.0
     default_queue: str = "default"

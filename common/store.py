@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
@@ -28,6 +31,7 @@ from common.models import (
 from common.sqlfile import load_queries
 
 Q = load_queries("queries.sql")
+log = logging.getLogger("djs.store")
 
 # Advisory lock keys: one reconciler and one janitor act at a time across all runners.
 RECONCILE_LOCK = 72450002
@@ -50,6 +54,7 @@ class ClaimedJob:
     attempt_offset: int
     backoff: dict[str, Any]
     timeout_s: float | None
+    lease_token: UUID
 
     @property
     def attempts_left(self) -> int:
@@ -58,9 +63,17 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """The fence a runner holds on an active job."""
+
+    job_id: int
+    token: UUID
+
+
+@dataclass(frozen=True)
 class Completion:
     job_id: int
-    attempt: int
+    token: UUID
     result: Any
     logs: list[str] = field(default_factory=list)
     progress: float | None = None
@@ -69,7 +82,7 @@ class Completion:
 @dataclass(frozen=True)
 class Failure:
     job_id: int
-    attempt: int
+    token: UUID
     error_type: str
     message: str
     traceback: str
@@ -112,6 +125,7 @@ class Store:
             open=False,
             name="djs",
         )
+        self._checking = threading.Lock()
 
     def open(self) -> Store:
         self.pool.open(wait=False)
@@ -127,7 +141,23 @@ class Store:
             with self.pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._check_pool_soon()
             raise DependencyDown("postgres", exc) from exc
+
+    def _check_pool_soon(self) -> None:
+        """After a restart the idle connections are dead: replace them in the background,
+        instead of paying a check on every checkout."""
+        if self._checking.acquire(blocking=False):
+
+            def check() -> None:
+                try:
+                    self.pool.check()
+                except Exception as exc:  # still down: the next failure schedules another
+                    log.debug("pool check failed: %s", exc)
+                finally:
+                    self._checking.release()
+
+            threading.Thread(target=check, name="djs-pool-check", daemon=True).start()
 
     def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
         with self.connection() as conn:
@@ -147,55 +177,9 @@ class Store:
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[JobSubmission]) -> list[tuple[JobOut, bool]]:
-        """Store all jobs or none, in one transaction, in order.
-
-        A job whose (queue, idempotency_key) exists with the same request is returned as is
-        (created False); with a different request the whole batch fails with Conflict.
-        """
-        hashes = [job.request_hash() for job in jobs]
-        first_by_key = _dedupe_keys(jobs, hashes)
-        with self.connection() as conn, conn.transaction():
-            existing = self._existing_by_key(conn, jobs, hashes)
-            fresh = [
-                i
-                for i, job in enumerate(jobs)
-                if _key(job) not in existing and first_by_key.get(_key(job), i) == i
-            ]
-            params = _insert_params([jobs[i] for i in fresh], [hashes[i] for i in fresh])
-            rows = conn.execute(Q["enqueue_jobs"], params).fetchall()
-            if len(rows) != len(fresh):
-                # Another request took one of these keys between our check and insert.
-                raise Conflict("an idempotency key was used concurrently; retry the request")
-        inserted = dict(zip(fresh, sorted(rows, key=lambda r: r["id"]), strict=True))
-        out: list[tuple[JobOut, bool]] = []
-        for i, job in enumerate(jobs):
-            if i in inserted:
-                out.append((_job_out(inserted[i]), True))
-            elif _key(job) in existing:
-                out.append((_job_out(existing[_key(job)]), False))
-            else:  # a repeat of an earlier item of this batch
-                out.append((_job_out(inserted[first_by_key[_key(job)]]), False))
-        return out
-
-    def _existing_by_key(
-        self, conn: psycopg.Connection[Row], jobs: Sequence[JobSubmission], hashes: list[str]
-    ) -> dict[tuple[str, str | None], Row]:
-        keyed = [(job, h) for job, h in zip(jobs, hashes, strict=True) if job.idempotency_key]
-        if not keyed:
-            return {}
-        rows = conn.execute(
-            Q["jobs_by_idempotency_key"],
-            {"queues": [j.queue for j, _ in keyed], "keys": [j.idempotency_key for j, _ in keyed]},
-        ).fetchall()
-        found = {(r["queue"], r["idempotency_key"]): r for r in rows}
-        for job, request_hash in keyed:
-            row = found.get(_key(job))
-            if row is not None and row["request_hash"] != request_hash:
-                raise Conflict(
-                    f"idempotency key {job.idempotency_key!r} was used with a different request",
-                    {"job_id": row["id"], "queue": job.queue},
-                )
-        return found
+        """Store all jobs or none, in one transaction, in order (see insert_jobs)."""
+        with self.connection() as conn:
+            return insert_jobs(conn, jobs)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -245,8 +229,9 @@ class Store:
 
     # --- runner transitions, batched --------------------------------------------------------
 
-    def claim(self, ids: Sequence[int], worker: str) -> list[ClaimedJob]:
-        rows = self._all("claim_jobs", {"ids": list(ids), "worker": worker})
+    def claim(self, ids: Sequence[int], worker: str, lease_s: float) -> list[ClaimedJob]:
+        """pending -> active with a lease of lease_s seconds, for those ids still runnable."""
+        rows = self._all("claim_jobs", {"ids": list(ids), "worker": worker, "lease_s": lease_s})
         return [
             ClaimedJob(
                 id=r["id"],
@@ -259,6 +244,7 @@ class Store:
                 attempt_offset=r["attempt_offset"],
                 backoff=r["backoff"],
                 timeout_s=r["timeout_s"],
+                lease_token=r["lease_token"],
             )
             for r in rows
         ]
@@ -271,7 +257,7 @@ class Store:
             "complete_jobs",
             {
                 "ids": [c.job_id for c in done],
-                "attempts": [c.attempt for c in done],
+                "tokens": [c.token for c in done],
                 "results": [Jsonb(c.result) for c in done],
                 "logs": [Jsonb(c.logs) for c in done],
                 "progress": [c.progress for c in done],
@@ -287,7 +273,7 @@ class Store:
             "fail_jobs",
             {
                 "ids": [f.job_id for f in failures],
-                "attempts": [f.attempt for f in failures],
+                "tokens": [f.token for f in failures],
                 "retry_in_ms": [f.retry_in_ms for f in failures],
                 "reasons": [f.reason for f in failures],
                 "error_types": [f.error_type for f in failures],
@@ -298,10 +284,26 @@ class Store:
             },
         )
 
-    def cancel_flags(self, ids: Sequence[int]) -> set[int]:
-        if not ids:
-            return set()
-        return {r["id"] for r in self._all("cancel_flags", {"ids": list(ids)})}
+    def renew(self, leases: Sequence[Lease], lease_s: float) -> dict[int, bool]:
+        """Extend leases; return {job id: cancel requested} for those still held."""
+        if not leases:
+            return {}
+        params = {
+            "ids": [lease.job_id for lease in leases],
+            "tokens": [lease.token for lease in leases],
+            "lease_s": lease_s,
+        }
+        return {r["id"]: r["cancel_requested"] for r in self._all("renew_leases", params)}
+
+    def release(self, leases: Sequence[Lease]) -> list[Dispatch]:
+        """Give active jobs back (pending) without counting the interrupted run."""
+        if not leases:
+            return []
+        params = {"ids": [x.job_id for x in leases], "tokens": [x.token for x in leases]}
+        return self._dispatches("release_jobs", params)
+
+    def recover_stalled(self, limit: int) -> list[Dispatch]:
+        return self._dispatches("recover_stalled", {"limit": limit})
 
     def save_progress(self, progress: dict[int, float]) -> None:
         if progress:
@@ -361,6 +363,61 @@ class Store:
         """Hold a transaction-scoped advisory lock if free; yield whether we got it."""
         with self.connection() as conn, conn.transaction():
             yield _try_lock(conn, key)
+
+
+def insert_jobs(
+    conn: psycopg.Connection[Any], jobs: Sequence[JobSubmission]
+) -> list[tuple[JobOut, bool]]:
+    """Insert jobs on `conn` inside a transaction (a savepoint if one is open), in order.
+
+    A job whose (queue, idempotency_key) exists with the same request is returned as is
+    (created False); with a different request the whole batch fails with Conflict.
+    """
+    hashes = [job.request_hash() for job in jobs]
+    first_by_key = _dedupe_keys(jobs, hashes)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        existing = _existing_by_key(cur, jobs, hashes)
+        fresh = [
+            i
+            for i, job in enumerate(jobs)
+            if _key(job) not in existing and first_by_key.get(_key(job), i) == i
+        ]
+        params = _insert_params([jobs[i] for i in fresh], [hashes[i] for i in fresh])
+        rows = cur.execute(Q["enqueue_jobs"], params).fetchall()
+        if len(rows) != len(fresh):
+            # Another request took one of these keys between our check and our insert.
+            raise Conflict("an idempotency key was used concurrently; retry the request")
+    inserted = dict(zip(fresh, sorted(rows, key=lambda r: r["id"]), strict=True))
+    out: list[tuple[JobOut, bool]] = []
+    for i, job in enumerate(jobs):
+        if i in inserted:
+            out.append((_job_out(inserted[i]), True))
+        elif _key(job) in existing:
+            out.append((_job_out(existing[_key(job)]), False))
+        else:  # a repeat of an earlier item of this batch
+            out.append((_job_out(inserted[first_by_key[_key(job)]]), False))
+    return out
+
+
+def _existing_by_key(
+    cur: psycopg.Cursor[Row], jobs: Sequence[JobSubmission], hashes: list[str]
+) -> dict[tuple[str, str | None], Row]:
+    keyed = [(job, h) for job, h in zip(jobs, hashes, strict=True) if job.idempotency_key]
+    if not keyed:
+        return {}
+    rows = cur.execute(
+        Q["jobs_by_idempotency_key"],
+        {"queues": [j.queue for j, _ in keyed], "keys": [j.idempotency_key for j, _ in keyed]},
+    ).fetchall()
+    found = {(r["queue"], r["idempotency_key"]): r for r in rows}
+    for job, request_hash in keyed:
+        row = found.get(_key(job))
+        if row is not None and row["request_hash"] != request_hash:
+            raise Conflict(
+                f"idempotency key {job.idempotency_key!r} was used with a different request",
+                {"job_id": row["id"], "queue": job.queue},
+            )
+    return found
 
 
 def _try_lock(conn: psycopg.Connection[Row], key: int) -> bool:

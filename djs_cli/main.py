@@ -55,6 +55,7 @@ def _in_thread(func: Callable[[], Any]) -> None:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from common.janitor import Janitor
+    from common.notify import EnqueueListener
     from common.reconciler import Reconciler
     from common.runner import Runner, Upkeep
     from common.services import Services
@@ -74,7 +75,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         burst=args.burst,
         poll_interval_s=settings.poll_interval_s,
+        lease_s=settings.lease_s,
+        grace_s=settings.grace_s,
         upkeep=upkeep,
+        listener=EnqueueListener(settings.database_url, queue),
     )
     _signals_call(runner.stop)
     logging.getLogger("djs").info(

@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
 
-from common.models import JobSubmission, ListQuery
+from common.models import JobFilter, JobSubmission, ListQuery
 from common.services import Services
-from common.store import Completion, Failure
+from common.store import ClaimedJob, Completion, Failure, Lease
 
 
 def _enqueue(services: Services, **fields: object) -> int:
     return services.store.enqueue(JobSubmission(type="echo", **fields))[0].id  # type: ignore[arg-type]
 
 
-def _fail(job_id: int, attempt: int, retry_in_ms: int | None) -> Failure:
-    return Failure(job_id, attempt, "RuntimeError", "boom", "Traceback ...", retry_in_ms)
+def claim(services: Services, ids: list[int], worker: str) -> list[ClaimedJob]:
+    return services.store.claim(ids, worker, lease_s=30)
+
+
+def token(services: Services, job_id: int) -> UUID:
+    with services.store.connection() as conn:
+        row = conn.execute("SELECT lease_token FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return row["lease_token"] or uuid4()
+
+
+def _fail(services: Services, job_id: int, retry_in_ms: int | None) -> Failure:
+    return Failure(
+        job_id,
+        token(services, job_id),
+        "RuntimeError",
+        "boom",
+        "Traceback ...",
+        retry_in_ms,
+        reason="exhausted" if retry_in_ms is None else None,
+    )
+
+
+def _with_token(failure: Failure, job: ClaimedJob) -> Failure:
+    return dataclasses.replace(failure, token=job.lease_token)
+
+
+def _done(services: Services, job_id: int, result: object) -> Completion:
+    return Completion(job_id, token(services, job_id), result)
 
 
 def test_enqueue_is_pending_with_defaults(services: Services) -> None:
@@ -37,9 +66,9 @@ def test_enqueue_in_future_is_delayed(services: Services) -> None:
 
 def test_claim_complete_records_one_attempt(services: Services) -> None:
     job_id = _enqueue(services)
-    [claimed] = services.store.claim([job_id], "w1")
+    [claimed] = claim(services, [job_id], "w1")
     assert claimed.attempt == 1
-    assert services.store.complete([Completion(job_id, 1, {"ok": True})]) == {job_id}
+    assert services.store.complete([_done(services, job_id, {"ok": True})]) == {job_id}
     job = services.store.get(job_id)
     assert job is not None
     assert job.status == "completed" and job.result == {"ok": True}
@@ -49,45 +78,90 @@ def test_claim_complete_records_one_attempt(services: Services) -> None:
 
 def test_duplicate_claim_and_duplicate_completion_change_nothing(services: Services) -> None:
     job_id = _enqueue(services)
-    assert len(services.store.claim([job_id], "w1")) == 1
-    assert services.store.claim([job_id], "w2") == []  # second delivery of the same id
-    assert services.store.complete([Completion(job_id, 1, 1)]) == {job_id}
-    assert services.store.complete([Completion(job_id, 1, 2)]) == set()  # duplicate record
+    assert len(claim(services, [job_id], "w1")) == 1
+    assert claim(services, [job_id], "w2") == []  # second delivery of the same id
+    assert services.store.complete([_done(services, job_id, 1)]) == {job_id}
+    assert services.store.complete([_done(services, job_id, 2)]) == set()  # duplicate record
     job = services.store.get(job_id)
     assert job is not None and job.result == 1 and len(job.history) == 1
 
 
-def test_completion_with_stale_attempt_is_rejected(services: Services) -> None:
+def test_completion_with_a_stale_lease_is_fenced_off(services: Services) -> None:
     job_id = _enqueue(services)
-    services.store.claim([job_id], "w1")
-    services.store.fail([_fail(job_id, 1, 0)])  # retry now -> pending
-    services.store.claim([job_id], "w2")  # attempt 2
-    assert services.store.complete([Completion(job_id, 1, "late")]) == set()
-    assert services.store.complete([Completion(job_id, 2, "on time")]) == {job_id}
+    [first] = claim(services, [job_id], "w1")
+    services.store.fail([_fail(services, job_id, 0)])  # retry now -> pending
+    [second] = claim(services, [job_id], "w2")  # attempt 2, a new token
+    assert first.lease_token != second.lease_token
+    assert services.store.complete([Completion(job_id, first.lease_token, "late")]) == set()
+    assert services.store.fail([_with_token(_fail(services, job_id, None), first)]) == []
+    assert services.store.complete([Completion(job_id, second.lease_token, "ok")]) == {job_id}
+
+
+def _expire(services: Services, job_id: int) -> None:
+    with services.store.connection() as conn:
+        conn.execute(
+            "UPDATE jobs SET lease_expires_at = now() - interval '1 s' WHERE id = %s", (job_id,)
+        )
+
+
+def test_heartbeat_renews_and_reports_lost_leases_and_cancels(services: Services) -> None:
+    a, b = _enqueue(services), _enqueue(services)
+    leases = [Lease(j.id, j.lease_token) for j in claim(services, [a, b], "w")]
+    assert services.store.renew(leases, 30) == {a: False, b: False}
+    services.store.cancel(JobFilter(ids=[a]), 10)
+    _expire(services, b)
+    assert [d.id for d in services.store.recover_stalled(10)] == [b]
+    assert services.store.renew(leases, 30) == {a: True}  # b's lease is gone
+
+
+def test_stalled_jobs_go_back_to_pending_then_fail_after_max_stalls(services: Services) -> None:
+    job_id = _enqueue(services, attempts=10)
+    for stall in (1, 2, 3):
+        [claimed] = claim(services, [job_id], "w")
+        _expire(services, job_id)
+        [moved] = services.store.recover_stalled(10)
+        assert moved.status == ("failed" if stall == 3 else "pending")
+        # The stalled runner's late completion is refused.
+        assert services.store.complete([Completion(job_id, claimed.lease_token, 1)]) == set()
+    job = services.store.get(job_id)
+    assert job is not None and (job.status, job.fail_reason) == ("failed", "stalled")
+    assert [h.outcome for h in job.history] == ["stalled"] * 3
+    assert services.store.recover_stalled(10) == []  # a live lease is never recovered
+
+
+def test_release_gives_the_job_back_without_using_an_attempt(services: Services) -> None:
+    job_id = _enqueue(services, attempts=1)
+    [claimed] = claim(services, [job_id], "w")
+    [released] = services.store.release([Lease(job_id, claimed.lease_token)])
+    assert released.status == "pending"
+    [again] = claim(services, [job_id], "w2")  # the budget of 1 still allows a run
+    assert again.attempt == 2 and again.attempts_left == 0
+    job = services.store.get(job_id)
+    assert job is not None and [h.outcome for h in job.history] == ["released", "running"]
 
 
 def test_complete_or_fail_a_pending_job_is_illegal(services: Services) -> None:
     job_id = _enqueue(services)
-    assert services.store.complete([Completion(job_id, 0, None)]) == set()
-    assert services.store.fail([_fail(job_id, 0, None)]) == []
+    assert services.store.complete([_done(services, job_id, None)]) == set()
+    assert services.store.fail([_fail(services, job_id, None)]) == []
     job = services.store.get(job_id)
     assert job is not None and job.status == "pending"
 
 
 def test_failure_with_retry_then_final_failure(services: Services) -> None:
     job_id = _enqueue(services, attempts=2)
-    services.store.claim([job_id], "w1")
-    [retry] = services.store.fail([_fail(job_id, 1, 5000)])
+    claim(services, [job_id], "w1")
+    [retry] = services.store.fail([_fail(services, job_id, 5000)])
     assert retry.status == "delayed" and retry.run_at is not None
-    assert services.store.claim([job_id], "w1") == []  # not due yet: never early
+    assert claim(services, [job_id], "w1") == []  # not due yet: never early
     job = services.store.get(job_id)
     assert job is not None and job.status == "delayed"
 
 
 def test_final_failure_keeps_error_and_traceback(services: Services) -> None:
     job_id = _enqueue(services, attempts=1)
-    services.store.claim([job_id], "w1")
-    [done] = services.store.fail([_fail(job_id, 1, None)])
+    claim(services, [job_id], "w1")
+    [done] = services.store.fail([_fail(services, job_id, None)])
     assert done.status == "failed"
     job = services.store.get(job_id)
     assert job is not None
@@ -98,8 +172,8 @@ def test_final_failure_keeps_error_and_traceback(services: Services) -> None:
 
 def test_batch_claim_returns_only_runnable_ids(services: Services) -> None:
     ids = [_enqueue(services) for _ in range(5)]
-    services.store.claim(ids[:2], "w1")
-    claimed = services.store.claim([*ids, 999999], "w2")
+    claim(services, ids[:2], "w1")
+    claimed = claim(services, [*ids, 999999], "w2")
     assert sorted(j.id for j in claimed) == ids[2:]
 
 
@@ -111,7 +185,7 @@ def test_list_filters_and_keyset_pagination(services: Services) -> None:
     seen = [j.id for j in page1 + page2 + page3]
     assert seen == sorted(ids, reverse=True)
     assert {j.queue for j in services.store.list_jobs(ListQuery(queue="a"))} == {"a"}
-    services.store.claim([ids[0]], "w")
+    claim(services, [ids[0]], "w")
     assert [j.id for j in services.store.list_jobs(ListQuery(status="active"))] == [ids[0]]
 
 
@@ -119,7 +193,7 @@ def test_queue_counts(services: Services) -> None:
     for _ in range(3):
         _enqueue(services, queue="mail")
     job_id = _enqueue(services, queue="mail")
-    services.store.claim([job_id], "w")
+    claim(services, [job_id], "w")
     assert services.store.queue_counts() == {"mail": {"pending": 3, "active": 1}}
 
 

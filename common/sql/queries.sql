@@ -80,11 +80,14 @@ RETURNING name, paused, remove_on_complete, remove_on_fail;
 WITH claimed AS (
     UPDATE jobs
     SET status = 'active', attempts = attempts + 1, worker = %(worker)s, progress = NULL,
+        lease_token = gen_random_uuid(),
+        lease_expires_at = now() + %(lease_s)s * interval '1 second',
         started_at = now(), updated_at = now(), changed_by = 'runner'
     WHERE id = ANY(%(ids)s::bigint[])
       AND (status = 'pending' OR (status = 'delayed' AND run_at <= now()))
+      AND attempts - attempt_offset < max_attempts
     RETURNING id, queue, type, payload, priority, attempts, max_attempts, attempt_offset,
-              backoff, timeout_s
+              backoff, timeout_s, lease_token
 ), opened AS (
     INSERT INTO job_attempts (job_id, attempt, worker)
     SELECT id, attempts, %(worker)s FROM claimed
@@ -92,17 +95,17 @@ WITH claimed AS (
 SELECT * FROM claimed;
 
 -- name: complete_jobs
--- active -> completed for a batch. The attempt number fences a runner whose claim is stale.
+-- active -> completed for a batch. The lease token fences a runner whose lease has lapsed.
 WITH outcome AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(results)s::jsonb[],
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(results)s::jsonb[],
                          %(logs)s::jsonb[], %(progress)s::real[])
-        AS o(id, attempt, result, logs, progress)
+        AS o(id, token, result, logs, progress)
 ), done AS (
     UPDATE jobs j
     SET status = 'completed', result = o.result, progress = o.progress, finished_at = now(),
-        updated_at = now(), changed_by = 'runner'
+        lease_token = NULL, lease_expires_at = NULL, updated_at = now(), changed_by = 'runner'
     FROM outcome o
-    WHERE j.id = o.id AND j.status = 'active' AND j.attempts = o.attempt
+    WHERE j.id = o.id AND j.status = 'active' AND j.lease_token = o.token
     RETURNING j.id, j.attempts
 ), closed AS (
     UPDATE job_attempts a
@@ -118,11 +121,11 @@ SELECT id FROM done;
 -- (retry_in_ms NULL: no retry; 0: run again now; > 0: wait that long). A job an admin
 -- asked to cancel while it ran is not retried: it fails with reason 'cancelled'.
 WITH outcome AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(retry_in_ms)s::bigint[],
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(retry_in_ms)s::bigint[],
                          %(reasons)s::fail_reason[], %(error_types)s::text[],
                          %(messages)s::text[], %(tracebacks)s::text[], %(logs)s::jsonb[],
                          %(progress)s::real[])
-        AS o(id, attempt, retry_in_ms, reason, error_type, message, traceback, logs, progress)
+        AS o(id, token, retry_in_ms, reason, error_type, message, traceback, logs, progress)
 ), decided AS (
     SELECT o.*, CASE WHEN j.cancel_requested THEN NULL ELSE o.retry_in_ms END AS retry,
            CASE WHEN j.cancel_requested THEN 'cancelled'::fail_reason ELSE o.reason END AS why
@@ -135,10 +138,10 @@ WITH outcome AS (
         run_at = CASE WHEN d.retry > 0 THEN now() + d.retry * interval '1 millisecond' END,
         finished_at = CASE WHEN d.retry IS NULL THEN now() END,
         fail_reason = CASE WHEN d.retry IS NULL THEN d.why END,
-        last_error = d.error_type || ': ' || d.message,
-        progress = d.progress, updated_at = now(), changed_by = 'runner'
+        last_error = d.error_type || ': ' || d.message, lease_token = NULL,
+        lease_expires_at = NULL, progress = d.progress, updated_at = now(), changed_by = 'runner'
     FROM decided d
-    WHERE j.id = d.id AND j.status = 'active' AND j.attempts = d.attempt
+    WHERE j.id = d.id AND j.status = 'active' AND j.lease_token = d.token
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
 ), closed AS (
     UPDATE job_attempts a
@@ -151,9 +154,63 @@ WITH outcome AS (
 )
 SELECT id, queue, priority, status, run_at FROM done;
 
--- name: cancel_flags
--- Which of a runner's active jobs an admin has asked to cancel.
-SELECT id FROM jobs WHERE id = ANY(%(ids)s::bigint[]) AND cancel_requested;
+-- name: renew_leases
+-- The heartbeat: extend the leases this runner still holds; ids missing from the result were
+-- lost (recovered as stalled, cancelled, removed) and their outcomes will be refused.
+UPDATE jobs j SET lease_expires_at = now() + %(lease_s)s * interval '1 second'
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS l(id, token)
+WHERE j.id = l.id AND j.status = 'active' AND j.lease_token = l.token
+RETURNING j.id, j.cancel_requested;
+
+-- name: release_jobs
+-- Graceful drain: active -> pending for jobs still running at the end of the grace period, so
+-- another runner takes them at once. The interrupted run does not count against the budget.
+WITH released AS (
+    UPDATE jobs j
+    SET status = 'pending', attempt_offset = j.attempt_offset + 1, lease_token = NULL,
+        lease_expires_at = NULL, updated_at = now(), changed_by = 'runner'
+    FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS l(id, token)
+    WHERE j.id = l.id AND j.status = 'active' AND j.lease_token = l.token
+    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
+), closed AS (
+    UPDATE job_attempts a
+    SET outcome = 'released', finished_at = now(), error_type = 'Released',
+        error_message = 'the runner shut down before the attempt finished'
+    FROM released r WHERE a.job_id = r.id AND a.attempt = r.attempts
+)
+SELECT id, queue, priority, status, run_at FROM released;
+
+-- name: recover_stalled
+-- Janitor: an active job whose lease expired (its runner died, froze or lost its network)
+-- goes back to pending, or to failed with reason 'stalled' once it has stalled max_stalls
+-- times or has no attempt left. Time is Postgres time, never a runner's clock.
+WITH expired AS (
+    SELECT id FROM jobs WHERE status = 'active' AND lease_expires_at < now()
+    ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE jobs j
+    SET stalls = j.stalls + 1,
+        status = CASE WHEN j.stalls + 1 >= j.max_stalls
+                        OR j.attempts - j.attempt_offset >= j.max_attempts
+                      THEN 'failed' ELSE 'pending' END::job_status,
+        fail_reason = CASE WHEN j.stalls + 1 >= j.max_stalls
+                             OR j.attempts - j.attempt_offset >= j.max_attempts
+                           THEN 'stalled'::fail_reason END,
+        finished_at = CASE WHEN j.stalls + 1 >= j.max_stalls
+                             OR j.attempts - j.attempt_offset >= j.max_attempts
+                           THEN now() END,
+        last_error = 'Stalled: the lease of runner ' || coalesce(j.worker, '?') || ' expired',
+        lease_token = NULL, lease_expires_at = NULL, updated_at = now(), changed_by = 'janitor'
+    FROM expired e
+    WHERE j.id = e.id AND j.status = 'active'
+    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
+), closed AS (
+    UPDATE job_attempts a
+    SET outcome = 'stalled', finished_at = now(), error_type = 'Stalled',
+        error_message = 'the runner stopped renewing its lease'
+    FROM moved m WHERE a.job_id = m.id AND a.attempt = m.attempts
+)
+SELECT id, queue, priority, status, run_at FROM moved;
 
 -- name: save_progress
 UPDATE jobs j SET progress = p.progress
