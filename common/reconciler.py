@@ -37,17 +37,22 @@ class Reconciler:
             log.warning("reconcile skipped: %s", exc.message)
             return 0
 
-    def run_once(self) -> int:
-        found = self.store.undispatched(self.interval_s, self._after_id, self.batch)
-        if found is None:  # another reconciler holds the lock
-            return 0
+    def run_once(self, max_batches: int = 50) -> int:
+        """Walk the undispatched jobs, `batch` per round trip, at most `max_batches` rounds."""
+        pushed = 0
+        for _ in range(max_batches):
+            found = self.store.undispatched(self.interval_s, self._after_id, self.batch)
+            if found is None:  # another reconciler holds the lock
+                break
+            pushed += self.queue.push(ready_again(found))
+            if len(found) < self.batch:
+                self._after_id = 0  # reached the newest job: start over next time
+                break
+            self._after_id = found[-1].id
         # A flushed Redis forgets pauses too; Postgres remembers them.
         for name, settings in self.store.queue_settings().items():
             if settings["paused"]:
                 self.queue.set_paused(name, True)
-        # Wrap around once the walk reaches the newest job.
-        self._after_id = found[-1].id if len(found) == self.batch else 0
-        pushed = self.queue.push(ready_again(found))
         if pushed:
             log.info("reconciler made %d lost jobs ready again", pushed)
         return pushed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -368,14 +368,18 @@ class Store:
 def insert_jobs(
     conn: psycopg.Connection[Any], jobs: Sequence[JobSubmission]
 ) -> list[tuple[JobOut, bool]]:
-    """Insert jobs on `conn` inside a transaction (a savepoint if one is open), in order.
+    """Insert jobs on `conn` all or none, in order.
 
     A job whose (queue, idempotency_key) exists with the same request is returned as is
     (created False); with a different request the whole batch fails with Conflict.
     """
     hashes = [job.request_hash() for job in jobs]
     first_by_key = _dedupe_keys(jobs, hashes)
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    # On a connection without autocommit the caller owns the transaction: our statements
+    # join it (psycopg's transaction() would commit it). With autocommit we make our own,
+    # which becomes a savepoint inside a caller's `with conn.transaction()` block.
+    atomic = conn.transaction() if conn.autocommit else nullcontext()
+    with atomic, conn.cursor(row_factory=dict_row) as cur:
         existing = _existing_by_key(cur, jobs, hashes)
         fresh = [
             i

@@ -1,9 +1,9 @@
 """A handler whose behaviour the test chooses per attempt, through the job's payload.
 
 payload = {"plan": ["fail", "ok"]}: attempt 1 raises, attempt 2 returns. Steps:
-ok, fail, fatal (NonRetryableError), retry:<seconds> (Retry), hang (sleeps until cancelled
-or 30 s), cancellable (waits for context.cancelled, then raises). A plan shorter than the
-attempts repeats its last step. Every attempt logs a line and reports progress.
+ok, fail, fatal (NonRetryableError), retry:<seconds> (Retry), sleep:<seconds> (then returns),
+hang (sleeps until cancelled or 30 s), cancellable (waits for context.cancelled, then raises).
+A plan shorter than the attempts repeats its last step. Every attempt logs a line and reports progress.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def scripted(event: dict[str, Any], context: Any) -> Any:
         raise NonRetryableError("planned fatal failure")
     if step.startswith("retry:"):
         raise Retry(delay_s=float(step.split(":")[1]))
+    if step.startswith("sleep:"):
+        time.sleep(float(step.split(":")[1]))
+        return {"slept": True}
     if step in ("hang", "cancellable"):
         deadline = time.monotonic() + 30
         while not context.cancelled and time.monotonic() < deadline:
