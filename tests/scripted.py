@@ -3,7 +3,8 @@
 payload = {"plan": ["fail", "ok"]}: attempt 1 raises, attempt 2 returns. Steps:
 ok, fail, fatal (NonRetryableError), retry:<seconds> (Retry), sleep:<seconds> (then returns),
 hang (sleeps until cancelled or 30 s), cancellable (waits for context.cancelled, then raises).
-A plan shorter than the attempts repeats its last step. Every attempt logs a line and reports progress.
+A plan shorter than the attempts repeats its last step. Every attempt logs a line and
+reports progress.
 """
 
 from __future__ import annotations
