@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.errors import Conflict, DependencyDown, NotFound
+from common.faults import crash_point
 from common.models import JobFilter, JobOut, JobSubmission, RedriveRequest
 from common.redisqueue import Ready, RedisQueue
 from common.store import Dispatch, Store
@@ -54,6 +55,7 @@ def submit_many(store: Store, queue: RedisQueue, jobs: Sequence[JobSubmission]) 
     Redis answers again. If Postgres is down nothing is written: DependencyDown is raised.
     """
     stored = store.enqueue_many(jobs)
+    crash_point("after_commit_before_push")
     new = [job for job, created in stored if created]
     dispatched = _push(queue, [Ready(j.id, j.queue, j.priority, j.run_at) for j in new])
     return [Submitted(job, created, dispatched or not created) for job, created in stored]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import signal
@@ -61,6 +62,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from common.services import Services
     from worker_app.app import registry
 
+    for module in args.imports:  # extra handler modules register into the same registry
+        importlib.import_module(module)
     services = Services.connect(settings)
     store, queue = services.store, services.queue
     upkeep: list[Upkeep] = [
@@ -167,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queue", default="default")
     worker.add_argument("--concurrency", type=int, default=8)
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    worker.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module that registers more handlers (repeatable)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
