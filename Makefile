@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,dev-servers]"
+	$(BIN)/pip install --quiet -e ".[test,dev-servers,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)

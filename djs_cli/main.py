@@ -144,6 +144,12 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from djs_cli.bench import run_bench
+
+    return run_bench(settings, args)
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from djs_cli.dev import run_dev
 
@@ -198,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a job and its attempts")
     status.add_argument("id", type=int)
     status.set_defaults(func=cmd_status)
+
+    bench = sub.add_parser("bench", help="measure the system end to end")
+    bench.add_argument("--scenarios", default="all", help="all, or a comma-separated list")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    bench.add_argument("--runners", type=int, default=2, help="runner processes")
+    bench.add_argument("--concurrency", type=int, default=32, help="threads per runner")
+    bench.add_argument("--out", default="bench-results")
+    bench.set_defaults(func=cmd_bench)
 
     add_admin_commands(sub)
     return parser

@@ -20,7 +20,7 @@ def event(job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_registered_type_is_a_lambda_function() -> None:
-    assert registry.types() == ["csv_report", "echo", "fail", "sleep", "webhook"]
+    assert registry.types() == ["csv_report", "echo", "fail", "now", "sleep", "webhook"]
     with Client(app) as client:
         response = client.lambda_.invoke("echo", event("echo", {"a": [1, 2]}))
     assert response.payload == {"a": [1, 2]}

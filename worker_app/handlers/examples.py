@@ -23,6 +23,12 @@ def echo(event: dict[str, Any], context: Any) -> Any:
     return event["payload"]
 
 
+@registry.handler(bp, "now", timeout_s=10)
+def now(event: dict[str, Any], context: Any) -> Any:
+    """Return the wall-clock time the handler started at (benchmarks measure pickup with it)."""
+    return {"started_at": time.time()}
+
+
 @registry.handler(bp, "sleep", timeout_s=600)
 def sleep(event: dict[str, Any], context: Any) -> Any:
     """Sleep for payload.seconds (default 1), then report how long it slept."""
