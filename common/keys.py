@@ -44,8 +44,3 @@ class QueueKeys:
     def paused(self) -> str:
         """Exists while the queue is paused."""
         return self._key("paused")
-
-
-def queues_key(prefix: str) -> str:
-    """SET of every queue name ever used."""
-    return f"{prefix}:queues"

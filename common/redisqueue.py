@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from common.errors import DependencyDown
-from common.keys import QueueKeys, queues_key
+from common.keys import QueueKeys
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,16 @@ class RedisQueue:
             # Round up: Redis must never promote a job before Postgres's run_at.
             due_ms = 0 if job.due is None else math.ceil(job.due.timestamp() * 1000)
             by_queue[job.queue] += [job.id, job.priority, due_ms]
-        if not by_queue:
-            return 0
+        # One EVALSHA per queue; usually there is one queue, and a pipeline would cost a
+        # SCRIPT EXISTS round trip per call.
+        made_ready = 0
         with _redis_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.sadd(queues_key(self.prefix), *by_queue)
             for queue, args in by_queue.items():
                 k = self.keys(queue)
-                self._enqueue(keys=[k.wait, k.delayed, k.prio, k.signal], args=args, client=pipe)
-            return sum(int(n) for n in pipe.execute()[1:])
+                made_ready += int(
+                    self._enqueue(keys=[k.wait, k.delayed, k.prio, k.signal], args=args)
+                )
+        return made_ready
 
     def claim(self, queue: str, count: int, stale_after_ms: int = 600_000) -> Claimed:
         k = self.keys(queue)

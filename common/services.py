@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.batcher import SubmitBatcher
 from common.redisqueue import RedisQueue
 from common.settings import Settings
 from common.store import Store
@@ -14,6 +15,14 @@ class Services:
     settings: Settings
     store: Store
     queue: RedisQueue
+    _batcher: SubmitBatcher | None = None
+
+    @property
+    def batcher(self) -> SubmitBatcher:
+        """Group commit for the API's submissions, started on first use."""
+        if self._batcher is None:
+            self._batcher = SubmitBatcher(self.store, self.queue)
+        return self._batcher
 
     @classmethod
     def connect(cls, settings: Settings) -> Services:

@@ -378,7 +378,10 @@ def insert_jobs(
     # On a connection without autocommit the caller owns the transaction: our statements
     # join it (psycopg's transaction() would commit it). With autocommit we make our own,
     # which becomes a savepoint inside a caller's `with conn.transaction()` block.
-    atomic = conn.transaction() if conn.autocommit else nullcontext()
+    # Without idempotency keys the work is one INSERT, atomic on its own: no BEGIN/COMMIT
+    # round trips.
+    keyed = any(job.idempotency_key for job in jobs)
+    atomic = conn.transaction() if conn.autocommit and keyed else nullcontext()
     with atomic, conn.cursor(row_factory=dict_row) as cur:
         existing = _existing_by_key(cur, jobs, hashes)
         fresh = [

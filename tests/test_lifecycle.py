@@ -21,6 +21,11 @@ from tests import scripted
 from tests.conftest import post_json
 
 
+# How late a retry may start: recording, the Redis promotion and the claim take a few ms, but
+# a loaded 2-core CI machine running the suite in parallel can stall a process much longer.
+SLACK_MS = 400
+
+
 def body(response: Any) -> Any:
     return json.loads(response.body)
 
@@ -97,7 +102,7 @@ def test_default_is_three_attempts_with_exponential_backoff(
     starts = scripted.STARTS[created["id"]]
     gaps_ms = [(b - a) * 1000 for a, b in itertools.pairwise(starts)]
     # 100 ms then 200 ms; never early, late only by the runner's scheduling.
-    assert 100 <= gaps_ms[0] < 100 + 150 and 200 <= gaps_ms[1] < 200 + 150, gaps_ms
+    assert 100 <= gaps_ms[0] < 100 + SLACK_MS and 200 <= gaps_ms[1] < 200 + SLACK_MS, gaps_ms
 
 
 def test_backoff_gaps_fall_inside_the_jittered_envelope(client: Client, services: Services) -> None:
@@ -109,7 +114,7 @@ def test_backoff_gaps_fall_inside_the_jittered_envelope(client: Client, services
     # Before attempt n+1 the full delay is min(200 * 2^(n-1), 300): 200, 300, 300; jitter 0.5
     # draws from [d/2, d].
     for gap, full in zip(gaps_ms, (200, 300, 300), strict=True):
-        assert full * 0.5 <= gap < full + 150, gaps_ms
+        assert full * 0.5 <= gap < full + SLACK_MS, gaps_ms
 
 
 def test_fixed_backoff_and_success_after_failures(client: Client, services: Services) -> None:

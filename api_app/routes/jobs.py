@@ -35,12 +35,12 @@ def _submitted(s: jobs.Submitted) -> dict[str, Any]:
 
 def jobs_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
-    store, queue = services.store, services.queue
+    store = services.store
 
     @bp.route("/jobs", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def post_job() -> Any:
-        [submitted] = jobs.submit_many(store, queue, [_submission(bp.current_request)])
+        [submitted] = services.batcher.submit([_submission(bp.current_request)])
         status = 201 if submitted.created else 200
         location = {"Location": f"/jobs/{submitted.job.id}"}
         return json_response(_submitted(submitted), status, location)
@@ -49,7 +49,7 @@ def jobs_routes(services: Services) -> Blueprint:
     @api_view
     def post_batch() -> Any:
         batch = BatchSubmission.model_validate(json_body(bp.current_request))
-        submitted = jobs.submit_many(store, queue, batch.jobs)
+        submitted = services.batcher.submit(batch.jobs)
         created = sum(s.created for s in submitted)
         body = {"jobs": [_submitted(s) for s in submitted], "created": created}
         return json_response(body, 201 if created else 200)
