@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import chalice.local as chalice_local
 from chalice.app import Chalice
 from chalice.config import Config
@@ -15,6 +17,12 @@ _NOT_FOUND = b'{"error": {"code": "not_found", "message": "no such route", "deta
 
 class FastRequestHandler(chalice_local.ChaliceRequestHandler):
     disable_nagle_algorithm = True
+    access_log = False
+
+    def log_message(self, format: str, *args: object) -> None:
+        # One stderr line per request costs more than the request at thousands a second.
+        if self.access_log:
+            super().log_message(format, *args)
 
     def _send_error_response(self, error: chalice_local.LocalGatewayException) -> None:
         # API Gateway answers an unknown route with 403 "Missing Authentication Token";
@@ -30,6 +38,14 @@ class FastRequestHandler(chalice_local.ChaliceRequestHandler):
 class FastServer(chalice_local.ThreadedHTTPServer):
     request_queue_size = _BACKLOG
     allow_reuse_address = True
+    # Several `djs api` processes may listen on one port; the kernel spreads connections.
+    allow_reuse_port = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-response is not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def tune_chalice_local() -> None:

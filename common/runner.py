@@ -31,6 +31,7 @@ log = logging.getLogger("djs.runner")
 
 _RECORD_BATCH = 500
 _WATCH_INTERVAL_S = 0.05  # how often timeouts are checked
+_REDIS_TIMER_SLACK_MS = 120  # Redis may time a blocked client out this late (hz = 10)
 
 
 class Upkeep(Protocol):
@@ -150,16 +151,29 @@ class Runner:
             elif self.burst and busy_before_claim == 0 and claimed.next_due_in_ms is None:
                 return False
             else:
-                wait_s = self.poll_interval_s
-                if claimed.next_due_in_ms is not None:
-                    wait_s = min(wait_s, claimed.next_due_in_ms / 1000)
-                self.queue.wait_for_work(self.queue_name, wait_s)
+                self._idle(claimed.next_due_in_ms)
             self._claim_backoff.reset()
         except DependencyDown as exc:
             delay = self._claim_backoff.next_delay()
             log.warning("%s; retrying in %.2f s", exc.message, delay)
             self._stop.wait(delay)
         return True
+
+    def _idle(self, next_due_in_ms: int | None) -> None:
+        """Sleep until new work is signalled or the next delayed job falls due.
+
+        Redis checks blocking timeouts only about every 100 ms (its `hz`), so a BLPOP alone
+        would start a delayed job up to 100 ms late: block in Redis until shortly before the
+        due time, then sleep the rest here, to the millisecond.
+        """
+        if next_due_in_ms is None or next_due_in_ms / 1000 > self.poll_interval_s:
+            self.queue.wait_for_work(self.queue_name, self.poll_interval_s)
+        elif next_due_in_ms > _REDIS_TIMER_SLACK_MS:
+            self.queue.wait_for_work(
+                self.queue_name, (next_due_in_ms - _REDIS_TIMER_SLACK_MS) / 1000
+            )
+        else:
+            self._stop.wait(next_due_in_ms / 1000)
 
     def _wait_for_free_slots(self) -> int:
         with self._slots:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -250,7 +251,9 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(unknown)}")
-    system = BenchSystem.start(settings, runners=args.runners, concurrency=args.concurrency)
+    system = BenchSystem.start(
+        settings, args.runners, args.concurrency, api_processes=args.api_processes
+    )
     results: dict[str, Figures] = {}
     try:
         for name in names:
@@ -262,7 +265,13 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    meta = {"quick": args.quick, "runners": args.runners, "concurrency": args.concurrency}
+    meta = {
+        "quick": args.quick,
+        "runners": args.runners,
+        "concurrency": args.concurrency,
+        "api_processes": args.api_processes,
+        "cpus": os.cpu_count(),
+    }
     (out / f"bench-{stamp}.json").write_text(json.dumps({"meta": meta, **results}, indent=1))
     print_table(results)
     _plot(results, out / f"bench-{stamp}.png")

@@ -34,6 +34,7 @@ class BenchSystem:
     port: int
     runners: int
     concurrency: int
+    api_processes: int = 1
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     owns_database: bool = True
 
@@ -42,7 +43,9 @@ class BenchSystem:
         return ("127.0.0.1", self.port)
 
     @classmethod
-    def start(cls, base: Settings, runners: int, concurrency: int) -> BenchSystem:
+    def start(
+        cls, base: Settings, runners: int, concurrency: int, api_processes: int = 1
+    ) -> BenchSystem:
         stamp = time.strftime("%Y%m%d%H%M%S")
         dbname = f"djs_bench_{stamp}"
         admin = psycopg.conninfo.make_conninfo(base.database_url, dbname="postgres")
@@ -52,8 +55,8 @@ class BenchSystem:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
         settings = base.model_copy(update={"database_url": url, "redis_prefix": f"bench{stamp}"})
-        system = cls(settings, _free_port(), runners, concurrency)
-        system._spawn(["api", "--port", str(system.port)])
+        system = cls(settings, _free_port(), runners, concurrency, api_processes)
+        system._spawn(["api", "--port", str(system.port), "--processes", str(api_processes)])
         for _ in range(runners):
             system._spawn(["worker", "--concurrency", str(concurrency)])
         system._wait_healthy()

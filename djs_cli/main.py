@@ -35,9 +35,12 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from api_app.factory import create_app
-    from api_app.local_server import make_server
+    from api_app.local_server import FastRequestHandler, make_server
     from common.services import Services
 
+    if args.processes > 1:
+        return _api_processes(args)
+    FastRequestHandler.access_log = args.access_log
     services = Services.connect(settings)
     server = make_server(create_app(services), args.host, args.port)
     # serve_forever blocks this thread; shutdown() must come from another one.
@@ -46,6 +49,26 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     server.server.serve_forever(poll_interval=0.2)
     services.close()
     return 0
+
+
+def _api_processes(args: argparse.Namespace) -> int:
+    """N single-process servers on one port (SO_REUSEPORT): Python serves a request on one
+    core at a time, so more cores need more processes."""
+    import subprocess
+
+    command = [sys.executable, "-m", "djs_cli.main", "api", "--host", args.host]
+    command += ["--port", str(args.port), "--processes", "1"]
+    if args.access_log:
+        command.append("--access-log")
+    children = [subprocess.Popen(command) for _ in range(args.processes)]
+
+    def stop_children() -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    _signals_call(stop_children)
+    return max(c.wait() for c in children)
 
 
 def _in_thread(func: Callable[[], Any]) -> None:
@@ -170,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--processes", type=int, default=1, help="server processes on the port")
+    api.add_argument("--access-log", action="store_true", help="log every request")
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run jobs from a queue")
@@ -210,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     bench.add_argument("--runners", type=int, default=2, help="runner processes")
     bench.add_argument("--concurrency", type=int, default=32, help="threads per runner")
+    bench.add_argument("--api-processes", type=int, default=2, help="API server processes")
     bench.add_argument("--out", default="bench-results")
     bench.set_defaults(func=cmd_bench)
 
