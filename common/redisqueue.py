@@ -128,6 +128,11 @@ class RedisQueue:
         with _redis_errors():
             self.redis.blpop([self.keys(queue).signal], timeout=max(timeout_s, 0.001))
 
+    def take_signal(self, queue: str) -> bool:
+        """Non-blocking: was new work signalled for this queue?"""
+        with _redis_errors():
+            return self.redis.lpop(self.keys(queue).signal) is not None
+
     def server_time_ms(self) -> int:
         with _redis_errors():
             seconds, micros = self.redis.time()

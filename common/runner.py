@@ -32,6 +32,7 @@ log = logging.getLogger("djs.runner")
 _RECORD_BATCH = 500
 _WATCH_INTERVAL_S = 0.05  # how often timeouts are checked
 _REDIS_TIMER_SLACK_MS = 120  # Redis may time a blocked client out this late (hz = 10)
+_SIGNAL_POLL_S = 0.002  # in the last stretch before a due job, look for new work this often
 
 
 class Upkeep(Protocol):
@@ -164,16 +165,20 @@ class Runner:
 
         Redis checks blocking timeouts only about every 100 ms (its `hz`), so a BLPOP alone
         would start a delayed job up to 100 ms late: block in Redis until shortly before the
-        due time, then sleep the rest here, to the millisecond.
+        due time, then wait out the rest here in short steps that still notice new work.
         """
         if next_due_in_ms is None or next_due_in_ms / 1000 > self.poll_interval_s:
             self.queue.wait_for_work(self.queue_name, self.poll_interval_s)
-        elif next_due_in_ms > _REDIS_TIMER_SLACK_MS:
-            self.queue.wait_for_work(
-                self.queue_name, (next_due_in_ms - _REDIS_TIMER_SLACK_MS) / 1000
-            )
-        else:
-            self._stop.wait(next_due_in_ms / 1000)
+            return
+        if next_due_in_ms > _REDIS_TIMER_SLACK_MS:
+            timeout_s = (next_due_in_ms - _REDIS_TIMER_SLACK_MS) / 1000
+            self.queue.wait_for_work(self.queue_name, timeout_s)
+            return
+        due = time.monotonic() + next_due_in_ms / 1000
+        while not self.queue.take_signal(self.queue_name):
+            left = due - time.monotonic()
+            if left <= 0 or self._stop.wait(min(left, _SIGNAL_POLL_S)):
+                return
 
     def _wait_for_free_slots(self) -> int:
         with self._slots:
