@@ -20,7 +20,6 @@ from common.services import Services
 from tests import scripted
 from tests.conftest import post_json
 
-
 # How late a retry may start: recording, the Redis promotion and the claim take a few ms, but
 # a loaded 2-core CI machine running the suite in parallel can stall a process much longer.
 SLACK_MS = 400
