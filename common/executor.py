@@ -181,8 +181,12 @@ def _thread_stack(thread: threading.Thread | None) -> str:
 
 
 def _json_ready(value: Any) -> Any:
-    """A handler's result must be JSON; anything else fails the job at once, clearly."""
+    """A handler's result must be JSON that Postgres accepts; anything else fails the job at
+    once, clearly (not NaN or Infinity, no NUL characters)."""
     try:
-        return json.loads(json.dumps(value))
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise NonRetryableError(f"handler result is not JSON-serializable: {exc}") from exc
+    if "\\u0000" in text:
+        raise NonRetryableError("handler result contains a NUL character, which jsonb refuses")
+    return json.loads(text)

@@ -289,9 +289,15 @@ class Runner:
         return failed
 
 
+def _text(value: str) -> str:
+    """Postgres text cannot hold NUL; an error message or log line might."""
+    return value.replace("\x00", "\\x00")
+
+
 def _completion(outcome: Outcome) -> Completion:
     ctx, job = outcome.context, outcome.job
-    return Completion(job.id, job.lease_token, outcome.result, ctx.logs, ctx.progress_pct)
+    logs = [_text(line) for line in ctx.logs]
+    return Completion(job.id, job.lease_token, outcome.result, logs, ctx.progress_pct)
 
 
 def _failure(outcome: Outcome) -> Failure:
@@ -304,10 +310,10 @@ def _failure(outcome: Outcome) -> Failure:
         job_id=job.id,
         token=job.lease_token,
         error_type=type(error).__name__,
-        message=str(error),
-        traceback=outcome.traceback,
+        message=_text(str(error)),
+        traceback=_text(outcome.traceback),
         retry_in_ms=decision.retry_in_ms,
         reason=decision.reason,
-        logs=list(ctx.logs),
+        logs=[_text(line) for line in ctx.logs],
         progress=ctx.progress_pct,
     )

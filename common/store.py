@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -253,36 +254,38 @@ class Store:
         """Record completions; return the ids whose guarded update applied."""
         if not done:
             return set()
-        rows = self._all(
-            "complete_jobs",
+        outcomes = [
             {
-                "ids": [c.job_id for c in done],
-                "tokens": [c.token for c in done],
-                "results": [Jsonb(c.result) for c in done],
-                "logs": [Jsonb(c.logs) for c in done],
-                "progress": [c.progress for c in done],
-            },
-        )
+                "id": c.job_id,
+                "token": str(c.token),
+                "result": c.result,
+                "logs": c.logs,
+                "progress": c.progress,
+            }
+            for c in done
+        ]
+        rows = self._all("complete_jobs", {"outcomes": json.dumps(outcomes)})
         return {r["id"] for r in rows}
 
     def fail(self, failures: Sequence[Failure]) -> list[Dispatch]:
         """Record failures; return the jobs that applied, with their new status."""
         if not failures:
             return []
-        return self._dispatches(
-            "fail_jobs",
+        outcomes = [
             {
-                "ids": [f.job_id for f in failures],
-                "tokens": [f.token for f in failures],
-                "retry_in_ms": [f.retry_in_ms for f in failures],
-                "reasons": [f.reason for f in failures],
-                "error_types": [f.error_type for f in failures],
-                "messages": [f.message for f in failures],
-                "tracebacks": [f.traceback for f in failures],
-                "logs": [Jsonb(f.logs) for f in failures],
-                "progress": [f.progress for f in failures],
-            },
-        )
+                "id": f.job_id,
+                "token": str(f.token),
+                "retry_in_ms": f.retry_in_ms,
+                "reason": f.reason,
+                "error_type": f.error_type,
+                "message": f.message,
+                "traceback": f.traceback,
+                "logs": f.logs,
+                "progress": f.progress,
+            }
+            for f in failures
+        ]
+        return self._dispatches("fail_jobs", {"outcomes": json.dumps(outcomes)})
 
     def renew(self, leases: Sequence[Lease], lease_s: float) -> dict[int, bool]:
         """Extend leases; return {job id: cancel requested} for those still held."""
@@ -373,7 +376,8 @@ def insert_jobs(
     A job whose (queue, idempotency_key) exists with the same request is returned as is
     (created False); with a different request the whole batch fails with Conflict.
     """
-    hashes = [job.request_hash() for job in jobs]
+    # Only an idempotency key needs the request's fingerprint.
+    hashes = [job.request_hash() if job.idempotency_key else None for job in jobs]
     first_by_key = _dedupe_keys(jobs, hashes)
     # On a connection without autocommit the caller owns the transaction: our statements
     # join it (psycopg's transaction() would commit it). With autocommit we make our own,
@@ -407,7 +411,7 @@ def insert_jobs(
 
 
 def _existing_by_key(
-    cur: psycopg.Cursor[Row], jobs: Sequence[JobSubmission], hashes: list[str]
+    cur: psycopg.Cursor[Row], jobs: Sequence[JobSubmission], hashes: list[str | None]
 ) -> dict[tuple[str, str | None], Row]:
     keyed = [(job, h) for job, h in zip(jobs, hashes, strict=True) if job.idempotency_key]
     if not keyed:
@@ -437,7 +441,7 @@ def _key(job: JobSubmission) -> tuple[str, str | None]:
 
 
 def _dedupe_keys(
-    jobs: Sequence[JobSubmission], hashes: list[str]
+    jobs: Sequence[JobSubmission], hashes: list[str | None]
 ) -> dict[tuple[str, str | None], int]:
     """Index of the first item per idempotency key; a repeated key needs the same request."""
     first: dict[tuple[str, str | None], int] = {}
@@ -453,16 +457,22 @@ def _dedupe_keys(
     return first
 
 
-def _insert_params(jobs: Sequence[JobSubmission], hashes: list[str]) -> dict[str, Any]:
-    return {
-        "queues": [j.queue for j in jobs],
-        "types": [j.type for j in jobs],
-        "payloads": [Jsonb(j.payload) for j in jobs],
-        "priorities": [j.priority for j in jobs],
-        "max_attempts": [j.attempts for j in jobs],
-        "backoffs": [Jsonb(j.backoff.model_dump()) for j in jobs],
-        "timeouts": [j.timeout_s for j in jobs],
-        "run_ats": [j.due_at() for j in jobs],
-        "keys": [j.idempotency_key for j in jobs],
-        "hashes": hashes,
-    }
+def _insert_params(jobs: Sequence[JobSubmission], hashes: list[str | None]) -> dict[str, Any]:
+    rows = []
+    for job, request_hash in zip(jobs, hashes, strict=True):
+        due = job.due_at()
+        rows.append(
+            {
+                "queue": job.queue,
+                "type": job.type,
+                "payload": job.payload,
+                "priority": job.priority,
+                "max_attempts": job.attempts,
+                "backoff": job.backoff.model_dump(),
+                "timeout_s": job.timeout_s,
+                "run_at": due.isoformat() if due else None,
+                "idempotency_key": job.idempotency_key,
+                "request_hash": request_hash,
+            }
+        )
+    return {"jobs": json.dumps(rows)}

@@ -127,3 +127,22 @@ def _raise(exc: Exception) -> Any:
         raise exc
 
     return handler
+
+
+def test_results_and_errors_postgres_would_refuse_do_not_stop_the_runner(
+    services: Services,
+) -> None:
+    nan = _submit(services, "nan_result")
+    nul = _submit(services, "nul_error", attempts=1)
+    fine = _submit(services, "echo")
+    reg = HandlerRegistry()
+    reg.handler(_App(), "nan_result")(lambda event, context: {"x": float("nan")})
+    reg.handler(_App(), "nul_error")(_raise(RuntimeError("bad\x00byte")))
+    reg.handler(_App(), "echo")(lambda event, context: "ok")
+    _runner(services, reg).run()
+    nan_job, nul_job = services.store.get(nan), services.store.get(nul)
+    assert nan_job is not None and nan_job.status == "failed"
+    assert "not JSON-serializable" in (nan_job.last_error or "")
+    assert nul_job is not None and nul_job.status == "failed"
+    assert nul_job.history[0].error_message == "bad\\x00byte"
+    assert services.store.status_of(fine) == "completed"

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from common.models import JobFilter, JobSubmission, ListQuery
+from common.models import CleanRequest, JobFilter, JobSubmission, ListQuery
 from common.services import Services
 from common.store import ClaimedJob, Completion, Failure, Lease
 
@@ -204,3 +204,19 @@ def test_undispatched_respects_the_reconcile_lock(services: Services) -> None:
         assert services.store.undispatched(0, 0, 10) is None
     found = services.store.undispatched(0, 0, 10)
     assert found is not None and len(found) == 1
+
+
+def test_remove_and_clean_leave_no_orphaned_history(services: Services) -> None:
+    ids = [_enqueue(services) for _ in range(4)]
+    for job_id in ids:
+        [claimed] = claim(services, [job_id], "w")
+        services.store.complete([Completion(job_id, claimed.lease_token, None)])
+    assert [r["id"] for r in services.store.remove(JobFilter(ids=ids[:1]), 10)] == ids[:1]
+    request = CleanRequest(status="completed", keep=1)
+    assert services.store.clean("default", request) == 2
+    with services.store.connection() as conn:
+        left = conn.execute(
+            "SELECT (SELECT array_agg(DISTINCT job_id) FROM job_attempts) AS a,"
+            " (SELECT array_agg(DISTINCT job_id) FROM job_events) AS e"
+        ).fetchone()
+    assert left == {"a": [ids[3]], "e": [ids[3]]}

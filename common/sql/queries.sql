@@ -15,18 +15,18 @@ AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s:
 -- name: enqueue_jobs
 -- Insert a batch as pending, or delayed when run_at is in the future. A job whose
 -- (queue, idempotency_key) already exists is skipped; the caller looks it up.
+-- The batch is one JSON array: one C-speed json.dumps beats ten per-element array dumps.
 INSERT INTO jobs (queue, type, payload, status, priority, max_attempts, backoff, timeout_s,
                   run_at, idempotency_key, request_hash, changed_by)
 SELECT queue, type, payload,
        CASE WHEN run_at > now() THEN 'delayed' ELSE 'pending' END::job_status,
        priority, max_attempts, backoff, timeout_s,
        CASE WHEN run_at > now() THEN run_at END, idempotency_key, request_hash, 'api'
-FROM unnest(%(queues)s::text[], %(types)s::text[], %(payloads)s::jsonb[], %(priorities)s::int[],
-            %(max_attempts)s::int[], %(backoffs)s::jsonb[], %(timeouts)s::float8[],
-            %(run_ats)s::timestamptz[], %(keys)s::text[], %(hashes)s::text[])
-     WITH ORDINALITY AS i(queue, type, payload, priority, max_attempts, backoff, timeout_s,
-                          run_at, idempotency_key, request_hash, n)
-ORDER BY n
+FROM ROWS FROM (jsonb_to_recordset(%(jobs)s::jsonb)
+                AS (queue text, type text, payload jsonb, priority int, max_attempts int,
+                    backoff jsonb, timeout_s float8, run_at timestamptz, idempotency_key text,
+                    request_hash text)) WITH ORDINALITY AS i
+ORDER BY i.ordinality
 ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
 
@@ -97,9 +97,8 @@ SELECT * FROM claimed;
 -- name: complete_jobs
 -- active -> completed for a batch. The lease token fences a runner whose lease has lapsed.
 WITH outcome AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(results)s::jsonb[],
-                         %(logs)s::jsonb[], %(progress)s::real[])
-        AS o(id, token, result, logs, progress)
+    SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb)
+        AS o(id bigint, token uuid, result jsonb, logs jsonb, progress real)
 ), done AS (
     UPDATE jobs j
     SET status = 'completed', result = o.result, progress = o.progress, finished_at = now(),
@@ -121,11 +120,9 @@ SELECT id FROM done;
 -- (retry_in_ms NULL: no retry; 0: run again now; > 0: wait that long). A job an admin
 -- asked to cancel while it ran is not retried: it fails with reason 'cancelled'.
 WITH outcome AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[], %(retry_in_ms)s::bigint[],
-                         %(reasons)s::fail_reason[], %(error_types)s::text[],
-                         %(messages)s::text[], %(tracebacks)s::text[], %(logs)s::jsonb[],
-                         %(progress)s::real[])
-        AS o(id, token, retry_in_ms, reason, error_type, message, traceback, logs, progress)
+    SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb)
+        AS o(id bigint, token uuid, retry_in_ms bigint, reason fail_reason, error_type text,
+             message text, traceback text, logs jsonb, progress real)
 ), decided AS (
     SELECT o.*, CASE WHEN j.cancel_requested THEN NULL ELSE o.retry_in_ms END AS retry,
            CASE WHEN j.cancel_requested THEN 'cancelled'::fail_reason ELSE o.reason END AS why
@@ -250,29 +247,52 @@ WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status = 'active'
 RETURNING id, queue;
 
 -- name: remove_jobs
--- Admin remove: a job and its history (attempts and events cascade). Never an active job.
-DELETE FROM jobs
-WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status <> 'active'
-             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, queue;
+-- Admin remove: a job and its history (attempts and events). Never an active job.
+WITH gone AS (
+    DELETE FROM jobs
+    WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status <> 'active'
+                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING id, queue
+), attempts AS (
+    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
+), events AS (
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT id, queue FROM gone;
 
 -- name: clean_older_than
--- Remove one queue's finished jobs of one status older than age_s, a bounded batch at a time.
-DELETE FROM jobs
-WHERE id IN (SELECT id FROM jobs
-             WHERE queue = %(queue)s AND status = %(status)s::job_status
-               AND finished_at < now() - %(age_s)s * interval '1 second'
-             ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id;
+-- Remove one queue's finished jobs of one status older than age_s, with their history, a
+-- bounded batch at a time.
+WITH gone AS (
+    DELETE FROM jobs
+    WHERE id IN (SELECT id FROM jobs
+                 WHERE queue = %(queue)s AND status = %(status)s::job_status
+                   AND finished_at < now() - %(age_s)s * interval '1 second'
+                 ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING id
+), attempts AS (
+    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
+), events AS (
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT id FROM gone;
 
 -- name: clean_beyond_newest
--- Remove one queue's finished jobs of one status beyond the newest `keep`, a batch at a time.
-DELETE FROM jobs
-WHERE id IN (SELECT id FROM jobs
-             WHERE queue = %(queue)s AND status = %(status)s::job_status
-             ORDER BY finished_at DESC, id DESC OFFSET %(keep)s LIMIT %(limit)s
-             FOR UPDATE SKIP LOCKED)
-RETURNING id;
+-- Remove one queue's finished jobs of one status beyond the newest `keep`, with their
+-- history, a batch at a time.
+WITH gone AS (
+    DELETE FROM jobs
+    WHERE id IN (SELECT id FROM jobs
+                 WHERE queue = %(queue)s AND status = %(status)s::job_status
+                 ORDER BY finished_at DESC, id DESC OFFSET %(keep)s LIMIT %(limit)s
+                 FOR UPDATE SKIP LOCKED)
+    RETURNING id
+), attempts AS (
+    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
+), events AS (
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT id FROM gone;
 
 -- name: promote_due
 -- Janitor: delayed jobs whose time has come -> pending, so the states tell the truth while
