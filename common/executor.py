@@ -78,6 +78,7 @@ class JobExecutor:
             attempt=job.attempt,
             deadline=time.monotonic() + timeout_s,
             timeout_s=timeout_s,
+            aws_request_id=str(job.lease_token),
         )
         with self._lock:
             self._running[job.id] = _Running(job, context, None)

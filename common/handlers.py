@@ -44,6 +44,8 @@ class JobContext:
     attempt: int
     deadline: float  # time.monotonic() at which the attempt times out
     timeout_s: float = 0.0
+    # A runner passes the attempt's lease token: unique per attempt, and no uuid4() (an
+    # os.urandom system call) per job on the hot path.
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     memory_limit_in_mb: int = 0
     logs: list[str] = field(default_factory=list)
