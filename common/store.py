@@ -126,33 +126,55 @@ class Store:
             open=False,
             name="djs",
         )
+        # Claims and lease renewals need not wait for their WAL flush: if the server crashes
+        # before it, the claim is simply undone (the job is pending again and the runner's
+        # fenced outcome is refused) — the at-least-once contract already covers that.
+        # Submissions and outcomes always use the durable pool.
+        self.relaxed_pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=4,
+            connection_class=psycopg.Connection[Row],
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "options": "-c synchronous_commit=off",
+            },
+            timeout=5.0,
+            open=False,
+            name="djs-relaxed",
+        )
         self._checking = threading.Lock()
 
     def open(self) -> Store:
         self.pool.open(wait=False)
+        self.relaxed_pool.open(wait=False)
         return self
 
     def close(self) -> None:
         self.pool.close()
+        self.relaxed_pool.close()
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Row]]:
-        """A pooled connection; a dead server becomes DependencyDown."""
+    def connection(self, durable: bool = True) -> Iterator[psycopg.Connection[Row]]:
+        """A pooled connection (`durable=False`: commits without waiting for the WAL flush);
+        a dead server becomes DependencyDown."""
+        pool = self.pool if durable else self.relaxed_pool
         try:
-            with self.pool.connection() as conn:
+            with pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            self._check_pool_soon()
+            self._check_pool_soon(pool)
             raise DependencyDown("postgres", exc) from exc
 
-    def _check_pool_soon(self) -> None:
+    def _check_pool_soon(self, pool: ConnectionPool[psycopg.Connection[Row]]) -> None:
         """After a restart the idle connections are dead: replace them in the background,
         instead of paying a check on every checkout."""
         if self._checking.acquire(blocking=False):
 
             def check() -> None:
                 try:
-                    self.pool.check()
+                    pool.check()
                 except Exception as exc:  # still down: the next failure schedules another
                     log.debug("pool check failed: %s", exc)
                 finally:
@@ -160,8 +182,8 @@ class Store:
 
             threading.Thread(target=check, name="djs-pool-check", daemon=True).start()
 
-    def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
-        with self.connection() as conn:
+    def _all(self, name: str, params: dict[str, Any], durable: bool = True) -> list[Row]:
+        with self.connection(durable) as conn:
             return conn.execute(Q[name], params).fetchall()
 
     def _dispatches(self, name: str, params: dict[str, Any]) -> list[Dispatch]:
@@ -232,7 +254,8 @@ class Store:
 
     def claim(self, ids: Sequence[int], worker: str, lease_s: float) -> list[ClaimedJob]:
         """pending -> active with a lease of lease_s seconds, for those ids still runnable."""
-        rows = self._all("claim_jobs", {"ids": list(ids), "worker": worker, "lease_s": lease_s})
+        params = {"ids": list(ids), "worker": worker, "lease_s": lease_s}
+        rows = self._all("claim_jobs", params, durable=False)
         return [
             ClaimedJob(
                 id=r["id"],
@@ -296,7 +319,8 @@ class Store:
             "tokens": [lease.token for lease in leases],
             "lease_s": lease_s,
         }
-        return {r["id"]: r["cancel_requested"] for r in self._all("renew_leases", params)}
+        rows = self._all("renew_leases", params, durable=False)
+        return {r["id"]: r["cancel_requested"] for r in rows}
 
     def release(self, leases: Sequence[Lease]) -> list[Dispatch]:
         """Give active jobs back (pending) without counting the interrupted run."""
@@ -311,7 +335,7 @@ class Store:
     def save_progress(self, progress: dict[int, float]) -> None:
         if progress:
             params = {"ids": list(progress), "progress": list(progress.values())}
-            with self.connection() as conn:
+            with self.connection(durable=False) as conn:
                 conn.execute(Q["save_progress"], params)
 
     # --- admin operations (each takes a filter and a limit) -----------------------------------

@@ -114,9 +114,11 @@ def scenario_latency(system: BenchSystem, quick: bool) -> Figures:
     latencies = [
         (started[r.body["id"]] - r.sent_at) * 1000 for r in sent.requests if r.body["id"] in started
     ]
+    answered = [(r.answered_at - r.sent_at) * 1000 for r in sent.requests]
     return {
         "jobs": total,
         "rate_per_s": rate,
+        "post_answered_ms_p99": round(percentile(answered, 99), 2),
         "pickup_ms_p50": round(percentile(latencies, 50), 2),
         "pickup_ms_p99": round(percentile(latencies, 99), 2),
         "pickup_ms_max": round(max(latencies), 2),

@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scenarios", default="all", help="all, or a comma-separated list")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     bench.add_argument("--runners", type=int, default=2, help="runner processes")
-    bench.add_argument("--concurrency", type=int, default=128, help="threads per runner")
+    bench.add_argument("--concurrency", type=int, default=256, help="threads per runner")
     bench.add_argument("--api-processes", type=int, default=2, help="API server processes")
     bench.add_argument("--out", default="bench-results")
     bench.set_defaults(func=cmd_bench)

@@ -295,10 +295,11 @@ WITH gone AS (
 SELECT id FROM gone;
 
 -- name: promote_due
--- Janitor: delayed jobs whose time has come -> pending, so the states tell the truth while
--- they wait for a free runner. Redis promotes them on its own clock meanwhile.
+-- Janitor: delayed jobs due for over a second -> pending, so the states tell the truth while
+-- they wait for a free runner. Redis promotes them on its own clock meanwhile; the second's
+-- grace keeps the janitor's row locks out of the runners' way at the instant jobs fall due.
 UPDATE jobs SET status = 'pending', updated_at = now(), changed_by = 'janitor'
-WHERE id IN (SELECT id FROM jobs WHERE status = 'delayed' AND run_at <= now()
+WHERE id IN (SELECT id FROM jobs WHERE status = 'delayed' AND run_at <= now() - interval '1 s'
              ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING id, queue, priority, status::text AS status, run_at;
 
