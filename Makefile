@@ -18,9 +18,11 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/djs dev
 
-## Lint, type-check and run every test against real PostgreSQL and Redis.
+## Lint, type-check and run every test against real PostgreSQL and Redis: the parallel
+## suite first, then the serial one (the short chaos suite, the bench smoke test) alone.
 test: lint
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto -m "not serial"
+	$(BIN)/pytest -p no:xdist -m serial
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

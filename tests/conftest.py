@@ -23,6 +23,13 @@ ADMIN_URL = os.environ.get("DJS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.
 REDIS_URL = os.environ.get("DJS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The chaos suite starts and kills real processes under load: it runs serially."""
+    for item in items:
+        if "tests/chaos/" in str(item.fspath):
+            item.add_marker(pytest.mark.serial)
+
+
 def db_url(name: str) -> str:
     return psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
 
