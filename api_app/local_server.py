@@ -50,7 +50,9 @@ class FastServer(chalice_local.ThreadedHTTPServer):
 
 def tune_chalice_local() -> None:
     """Apply the same fixes to a stock `chalice local` (called from app.py when it runs)."""
-    chalice_local.ChaliceRequestHandler.disable_nagle_algorithm = True
+    handler = chalice_local.ChaliceRequestHandler
+    handler.disable_nagle_algorithm = True
+    handler._send_error_response = FastRequestHandler._send_error_response  # type: ignore[method-assign]
     chalice_local.ThreadedHTTPServer.request_queue_size = _BACKLOG
 
 

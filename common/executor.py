@@ -127,7 +127,12 @@ class JobExecutor:
                 running.thread = me
             outcome = self._run(job, context)
             with self._lock:
-                still_ours = self._running.pop(job.id, None) is not None
+                # The entry may be gone (timed out) or be the job's *next* attempt's by now:
+                # only this attempt's own entry is ours to remove.
+                current = self._running.get(job.id)
+                still_ours = current is not None and current.context is context
+                if still_ours:
+                    del self._running[job.id]
             if not still_ours:
                 return  # timed out and replaced: this thread's slot belongs to another now
             self.on_outcome(outcome)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from common.errors import Conflict, DependencyDown, NotFound
@@ -15,6 +15,8 @@ from common.redisqueue import Ready, RedisQueue
 from common.store import Dispatch, Store
 
 log = logging.getLogger("djs.jobs")
+
+_SINGLE_TRIES = 20
 
 
 @dataclass(frozen=True)
@@ -126,14 +128,28 @@ def redrive(store: Store, queue: RedisQueue, request: RedriveRequest) -> tuple[l
     return done, True
 
 
-def one(store: Store, job_id: int, verb: str, moved: Sequence[int], allowed: str) -> None:
-    """For a single-job operation that moved nothing: 404 if it does not exist, else 409."""
-    if moved:
-        return
-    status = store.status_of(job_id)
-    if status is None:
-        raise NotFound(f"job {job_id} not found", {"id": job_id})
-    raise Conflict(
-        f"cannot {verb} job {job_id}: it is {status}; {verb} applies to {allowed}",
-        {"id": job_id, "status": status},
-    )
+def apply_one(
+    store: Store,
+    job_id: int,
+    verb: str,
+    allowed: Sequence[str],
+    operation: Callable[[], Sequence[int]],
+) -> Sequence[int]:
+    """Run a single-job verb. If it moved nothing: 404 if the job does not exist, 409 if its
+    state does not allow the verb. A job in an allowed state was only locked for a moment
+    (the bulk verbs skip locked rows), so the verb is tried again."""
+    for _ in range(_SINGLE_TRIES):
+        moved = operation()
+        if moved:
+            return moved
+        status = store.status_of(job_id)
+        if status is None:
+            raise NotFound(f"job {job_id} not found", {"id": job_id})
+        if status not in allowed:
+            raise Conflict(
+                f"cannot {verb} job {job_id}: it is {status}; "
+                f"{verb} applies to {', '.join(allowed)} jobs",
+                {"id": job_id, "status": status},
+            )
+        time.sleep(0.01)
+    raise Conflict(f"job {job_id} is busy; try again", {"id": job_id})

@@ -40,6 +40,13 @@ JANITOR_LOCK = 72450003
 
 Row = dict[str, Any]
 
+# How long a caller waits for a pooled connection before the API answers 503.
+_CHECKOUT_TIMEOUT_S = 3.0
+# psycopg_pool retries a lost server with a doubling delay and no cap (1, 2, 4 ... 32 s), so
+# after a 40 s outage the first connection came 17 s after Postgres was back. Giving up a
+# retry series after 5 s means the next request that needs a connection starts a fresh one.
+_RECONNECT_TIMEOUT_S = 5.0
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -122,7 +129,8 @@ class Store:
             max_size=max_size,
             connection_class=psycopg.Connection[Row],
             kwargs={"autocommit": True, "row_factory": dict_row},
-            timeout=5.0,
+            timeout=_CHECKOUT_TIMEOUT_S,
+            reconnect_timeout=_RECONNECT_TIMEOUT_S,
             open=False,
             name="djs",
         )
@@ -140,7 +148,8 @@ class Store:
                 "row_factory": dict_row,
                 "options": "-c synchronous_commit=off",
             },
-            timeout=5.0,
+            timeout=_CHECKOUT_TIMEOUT_S,
+            reconnect_timeout=_RECONNECT_TIMEOUT_S,
             open=False,
             name="djs-relaxed",
         )

@@ -64,5 +64,5 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> tuple[int, 
         out, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
-        out, _ = process.communicate()
+        out, _ = process.communicate(timeout=timeout_s)
     return process.returncode, out.decode(errors="replace")

@@ -48,3 +48,34 @@ def test_200_jobs_over_http_complete_once_each(settings: Settings, env: dict[str
         api_rc, api_log = stop(api)
     assert worker_rc == 0, worker_log
     assert api_rc == 0, api_log
+
+
+def test_stock_chalice_local_serves_the_api_with_our_fixes(
+    settings: Settings, env: dict[str, str]
+) -> None:
+    """`chalice local` in api_app/ loads app.py, which applies the keep-alive fix and the JSON
+    404 to Chalice's own server."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    chalice = Path(sys.executable).with_name("chalice")
+    process = subprocess.Popen(
+        # No autoreload: its watcher forks a server child that outlives a SIGTERM.
+        [str(chalice), "local", "--no-autoreload", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1] / "api_app",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_health(port)
+        client = Http(port)
+        status, job = client.request("POST", "/jobs", {"type": "echo"})
+        assert status == 201 and job["status"] == "pending"
+        status, missing = client.request("GET", "/no/such/route")  # same kept-alive socket
+        assert status == 404 and missing["error"]["code"] == "not_found"
+        client.close()
+    finally:
+        stop(process)

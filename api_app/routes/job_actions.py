@@ -24,24 +24,39 @@ def job_action_routes(services: Services) -> Blueprint:
     @api_view
     def retry_job(raw_id: str) -> Any:
         ident = job_id(raw_id)
-        moved = jobs.retry(store, queue, JobFilter(ids=[ident]), 1)
-        jobs.one(store, ident, "retry", moved, "failed, cancelled or completed jobs")
+        one = JobFilter(ids=[ident])
+        jobs.apply_one(
+            store,
+            ident,
+            "retry",
+            ("failed", "cancelled", "completed"),
+            lambda: jobs.retry(store, queue, one, 1),
+        )
         return _current(ident)
 
     @bp.route("/jobs/{raw_id}/promote", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def promote_job(raw_id: str) -> Any:
         ident = job_id(raw_id)
-        moved = jobs.promote(store, queue, JobFilter(ids=[ident]), 1)
-        jobs.one(store, ident, "promote", moved, "delayed jobs")
+        one = JobFilter(ids=[ident])
+        jobs.apply_one(
+            store, ident, "promote", ("delayed",), lambda: jobs.promote(store, queue, one, 1)
+        )
         return _current(ident)
 
     @bp.route("/jobs/{raw_id}/cancel", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def cancel_job(raw_id: str) -> Any:
         ident = job_id(raw_id)
-        cancelled, requested = jobs.cancel(store, queue, JobFilter(ids=[ident]), 1)
-        jobs.one(store, ident, "cancel", cancelled + requested, "pending, delayed or active jobs")
+        one = JobFilter(ids=[ident])
+        requested: list[int] = []
+
+        def cancel() -> list[int]:
+            cancelled, asked = jobs.cancel(store, queue, one, 1)
+            requested.extend(asked)
+            return cancelled + asked
+
+        jobs.apply_one(store, ident, "cancel", ("pending", "delayed", "active"), cancel)
         # An active job stops only when its handler does: 202 says the request is accepted.
         return _current(ident, 202 if requested else 200)
 
@@ -49,8 +64,14 @@ def job_action_routes(services: Services) -> Blueprint:
     @api_view
     def remove_job(raw_id: str) -> Any:
         ident = job_id(raw_id)
-        removed = jobs.remove(store, queue, JobFilter(ids=[ident]), 1)
-        jobs.one(store, ident, "remove", removed, "jobs that are not active")
+        one = JobFilter(ids=[ident])
+        jobs.apply_one(
+            store,
+            ident,
+            "remove",
+            ("pending", "delayed", "completed", "failed", "cancelled"),
+            lambda: jobs.remove(store, queue, one, 1),
+        )
         return json_response({"removed": ident})
 
     return bp

@@ -118,27 +118,27 @@ SELECT id FROM done;
 -- name: fail_jobs
 -- active -> failed, or -> pending/delayed when the lifecycle rules grant a retry
 -- (retry_in_ms NULL: no retry; 0: run again now; > 0: wait that long). A job an admin
--- asked to cancel while it ran is not retried: it fails with reason 'cancelled'.
+-- asked to cancel while it ran is not retried: it fails with reason 'cancelled'. The flag
+-- is read in SET, from the row as locked, not from a snapshot taken before a concurrent
+-- cancel committed.
 WITH outcome AS (
     SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb)
         AS o(id bigint, token uuid, retry_in_ms bigint, reason fail_reason, error_type text,
              message text, traceback text, logs jsonb, progress real)
-), decided AS (
-    SELECT o.*, CASE WHEN j.cancel_requested THEN NULL ELSE o.retry_in_ms END AS retry,
-           CASE WHEN j.cancel_requested THEN 'cancelled'::fail_reason ELSE o.reason END AS why
-    FROM outcome o JOIN jobs j ON j.id = o.id
 ), done AS (
     UPDATE jobs j
-    SET status = CASE WHEN d.retry IS NULL THEN 'failed'
-                      WHEN d.retry = 0 THEN 'pending'
+    SET status = CASE WHEN j.cancel_requested OR o.retry_in_ms IS NULL THEN 'failed'
+                      WHEN o.retry_in_ms = 0 THEN 'pending'
                       ELSE 'delayed' END::job_status,
-        run_at = CASE WHEN d.retry > 0 THEN now() + d.retry * interval '1 millisecond' END,
-        finished_at = CASE WHEN d.retry IS NULL THEN now() END,
-        fail_reason = CASE WHEN d.retry IS NULL THEN d.why END,
-        last_error = d.error_type || ': ' || d.message, lease_token = NULL,
-        lease_expires_at = NULL, progress = d.progress, updated_at = now(), changed_by = 'runner'
-    FROM decided d
-    WHERE j.id = d.id AND j.status = 'active' AND j.lease_token = d.token
+        run_at = CASE WHEN NOT j.cancel_requested AND o.retry_in_ms > 0
+                      THEN now() + o.retry_in_ms * interval '1 millisecond' END,
+        finished_at = CASE WHEN j.cancel_requested OR o.retry_in_ms IS NULL THEN now() END,
+        fail_reason = CASE WHEN j.cancel_requested THEN 'cancelled'::fail_reason
+                           WHEN o.retry_in_ms IS NULL THEN o.reason END,
+        last_error = o.error_type || ': ' || o.message, lease_token = NULL,
+        lease_expires_at = NULL, progress = o.progress, updated_at = now(), changed_by = 'runner'
+    FROM outcome o
+    WHERE j.id = o.id AND j.status = 'active' AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
 ), closed AS (
     UPDATE job_attempts a
@@ -240,10 +240,13 @@ WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status IN ('pending', 
 RETURNING id, queue;
 
 -- name: request_cancel
--- Admin cancel of an active job: its runner sees the flag and the handler can stop.
+-- Admin cancel of an active job: its runner sees the flag and the handler can stop. The
+-- outer status check is re-evaluated on the locked row, so a job whose outcome committed
+-- meanwhile is left alone.
 UPDATE jobs SET cancel_requested = true, updated_at = now(), changed_by = 'api'
 WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status = 'active'
-             AND NOT cancel_requested ORDER BY id LIMIT %(limit)s)
+             ORDER BY id LIMIT %(limit)s)
+  AND status = 'active'
 RETURNING id, queue;
 
 -- name: remove_jobs
