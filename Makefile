@@ -24,6 +24,11 @@ test: lint
 	$(BIN)/pytest -n auto -m "not serial"
 	$(BIN)/pytest -p no:xdist -m serial
 
+## The chaos suite at full size (minutes); figures go to chaos-results/ (tests/chaos/README.md).
+.PHONY: chaos
+chaos: $(STAMP)
+	DJS_CHAOS=full DJS_CHAOS_RESULTS=chaos-results $(BIN)/pytest tests/chaos -p no:xdist -s -q
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -29,7 +29,13 @@ class Submitted:
 def ready_again(dispatches: Sequence[Dispatch]) -> list[Ready]:
     """The Redis pushes that put these jobs back in line: now, or at their run_at."""
     return [
-        Ready(d.id, d.queue, d.priority, d.run_at if d.status == "delayed" else None)
+        Ready(
+            d.id,
+            d.queue,
+            d.priority,
+            d.run_at if d.status == "delayed" else None,
+            suspect=d.stalls > 0,
+        )
         for d in dispatches
         if d.status in ("pending", "delayed")
     ]

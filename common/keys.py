@@ -31,6 +31,11 @@ class QueueKeys:
         return self._key("prio")
 
     @property
+    def suspect(self) -> str:
+        """ZSET of jobs whose runner died running them, scored like wait; each runs alone."""
+        return self._key("suspect")
+
+    @property
     def active(self) -> str:
         """ZSET of claimed ids, scored by claim time in ms; removed by ack."""
         return self._key("active")

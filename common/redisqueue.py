@@ -25,12 +25,18 @@ class Ready:
     queue: str
     priority: int
     due: datetime | None = None
+    # A job whose runner died while running it may be what killed the runner: it waits in
+    # the queue's suspect set and runs alone on an idle runner, so it cannot take others
+    # down with it.
+    suspect: bool = False
 
 
 @dataclass(frozen=True)
 class Claimed:
     ids: list[int]
     next_due_in_ms: int | None  # how soon the next delayed job falls due, if there is one
+    isolated: bool = False  # ids is one suspect job, to be run alone
+    suspect_waiting: bool = False  # a suspect job waits for this runner to fall idle
 
 
 def _script(name: str) -> str:
@@ -73,28 +79,31 @@ class RedisQueue:
         for job in jobs:
             # Round up: Redis must never promote a job before Postgres's run_at.
             due_ms = 0 if job.due is None else math.ceil(job.due.timestamp() * 1000)
-            by_queue[job.queue] += [job.id, job.priority, due_ms]
+            by_queue[job.queue] += [job.id, job.priority, due_ms, int(job.suspect)]
         # One EVALSHA per queue; usually there is one queue, and a pipeline would cost a
         # SCRIPT EXISTS round trip per call.
         made_ready = 0
         with _redis_errors():
             for queue, args in by_queue.items():
                 k = self.keys(queue)
-                made_ready += int(
-                    self._enqueue(keys=[k.wait, k.delayed, k.prio, k.signal], args=args)
-                )
+                keys = [k.wait, k.delayed, k.prio, k.signal, k.suspect]
+                made_ready += int(self._enqueue(keys=keys, args=args))
         return made_ready
 
-    def claim(self, queue: str, count: int, stale_after_ms: int = 600_000) -> Claimed:
+    def claim(
+        self, queue: str, count: int, stale_after_ms: int = 600_000, idle: bool = True
+    ) -> Claimed:
+        """Pop up to `count` ready ids; `idle` says the runner has nothing in flight."""
         k = self.keys(queue)
+        keys = [k.wait, k.delayed, k.prio, k.active, k.paused, k.suspect]
         with _redis_errors():
-            out = self._claim(
-                keys=[k.wait, k.delayed, k.prio, k.active, k.paused], args=[count, stale_after_ms]
-            )
-        now, next_due = int(out[0]), int(out[1])
+            out = self._claim(keys=keys, args=[count, stale_after_ms, int(idle)])
+        now, next_due, mode = int(out[0]), int(out[1]), int(out[2])
         return Claimed(
-            ids=[int(i) for i in out[2:]],
+            ids=[int(i) for i in out[3:]],
             next_due_in_ms=None if next_due < 0 else max(0, next_due - now),
+            isolated=mode == 1,
+            suspect_waiting=mode == 2,
         )
 
     def ack(self, queue: str, ids: Sequence[int]) -> None:
@@ -111,6 +120,7 @@ class RedisQueue:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zrem(k.wait, *ids)
             pipe.zrem(k.delayed, *ids)
+            pipe.zrem(k.suspect, *ids)
             pipe.hdel(k.prio, *[str(i) for i in ids])
             pipe.execute()
 
@@ -146,5 +156,9 @@ class RedisQueue:
             pipe.zcard(k.wait)
             pipe.zcard(k.delayed)
             pipe.zcard(k.active)
-            wait, delayed, active = pipe.execute()
-        return {"wait": int(wait), "delayed": int(delayed), "active": int(active)}
+            pipe.zcard(k.suspect)
+            wait, delayed, active, suspect = pipe.execute()
+        depth = {"wait": int(wait), "delayed": int(delayed), "active": int(active)}
+        if suspect:
+            depth["suspect"] = int(suspect)
+        return depth

@@ -79,6 +79,7 @@ class Runner:
         self._executor = JobExecutor(registry, concurrency, self._outcomes.put)
         self._slots = threading.Condition()
         self._inflight = 0
+        self._exclusive = False  # a suspect job runs, or waits for us to fall idle
         self._stop = threading.Event()
         self._done = threading.Event()  # set once the run is over: background threads end
         self._claim_backoff = ReconnectBackoff()
@@ -146,9 +147,15 @@ class Runner:
             return True
         busy_before_claim = self._inflight
         try:
-            claimed = self.queue.claim(self.queue_name, free)
+            claimed = self.queue.claim(self.queue_name, free, idle=busy_before_claim == 0)
+            if claimed.isolated or claimed.suspect_waiting:
+                # A suspect job runs alone: claim nothing else until it (or, first, what is
+                # in flight now) is done.
+                self._exclusive = True
             if claimed.ids:
                 self._start(claimed.ids)
+            elif claimed.suspect_waiting:
+                pass
             elif self.burst and busy_before_claim == 0 and claimed.next_due_in_ms is None:
                 return False
             else:
@@ -182,6 +189,11 @@ class Runner:
 
     def _wait_for_free_slots(self) -> int:
         with self._slots:
+            if self._exclusive:
+                if self._inflight > 0:
+                    self._slots.wait(self.poll_interval_s)
+                    return 0
+                self._exclusive = False
             if self._inflight >= self.concurrency and not self._stop.is_set():
                 self._slots.wait(self.poll_interval_s)
             return self.concurrency - self._inflight

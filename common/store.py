@@ -109,6 +109,7 @@ class Dispatch:
     priority: int
     status: str
     run_at: datetime | None
+    stalls: int = 0  # > 0: its runner died while running it; Redis isolates such a job
 
 
 def _job_out(row: Row) -> JobOut:

@@ -160,3 +160,33 @@ def test_drain_releases_jobs_still_running_after_the_grace_period(services: Serv
     done = services.store.get(slow.job.id)
     assert done is not None and done.status == "completed"
     assert [h.outcome for h in done.history] == ["released", "completed"]
+
+
+def test_jobs_recovered_from_a_dead_runner_each_run_alone(services: Services) -> None:
+    """A poison pill kills its runner and every job claimed with it; after recovery each of
+    those runs alone, so ordinary ones are not killed with it again and again."""
+    from common.jobs import ready_again
+
+    jobs = [JobSubmission(type="scripted", payload={"plan": ["sleep:0.1"]}) for _ in range(6)]
+    ids = [s.job.id for s in submit_many(services.store, services.queue, jobs)]
+    victims = services.store.claim(ids[:3], "dead-runner", lease_s=30)
+    services.queue.claim("default", 3)  # they left Redis with the runner that died
+    with services.store.connection() as conn:
+        conn.execute("UPDATE jobs SET lease_expires_at = now() - interval '1 s'")
+    services.queue.push(ready_again(services.store.recover_stalled(10)))
+    assert services.queue.depth("default")["suspect"] == 3 and len(victims) == 3
+    _runner(services, burst=True, concurrency=8).run()
+    spans = {}
+    for job_id in ids:
+        job = services.store.get(job_id)
+        assert job is not None and job.status == "completed"
+        last = job.history[-1]
+        spans[job_id] = (last.started_at, last.finished_at)
+    for suspect in ids[:3]:
+        start, end = spans[suspect]
+        overlapping = [
+            other
+            for other, (s, e) in spans.items()
+            if other != suspect and s < end and e > start  # type: ignore[operator]
+        ]
+        assert overlapping == [], f"suspect {suspect} ran alongside {overlapping}"

@@ -93,3 +93,13 @@ def test_enqueue_signals_idle_runners(services: Services) -> None:
     start = time.monotonic()
     rq.wait_for_work("default", 5)
     assert time.monotonic() - start < 1
+
+
+def test_a_suspect_job_is_claimed_alone_by_an_idle_runner(services: Services) -> None:
+    rq = q(services)
+    rq.push([Ready(1, "default", 0), Ready(2, "default", 0), Ready(9, "default", 0, suspect=True)])
+    busy = rq.claim("default", 10, idle=False)
+    assert (busy.ids, busy.suspect_waiting, busy.isolated) == ([], True, False)
+    alone = rq.claim("default", 10, idle=True)
+    assert (alone.ids, alone.isolated) == ([9], True)
+    assert rq.claim("default", 10, idle=False).ids == [1, 2]  # no suspect left: normal again

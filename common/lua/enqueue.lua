@@ -1,16 +1,21 @@
--- enqueue: make jobs ready (wait) or delayed. Idempotent: a job already waiting keeps its place.
--- KEYS[1] wait zset, KEYS[2] delayed zset, KEYS[3] prio hash, KEYS[4] signal list
--- ARGV: triples of (id, priority, due_ms); due_ms = 0 means ready now.
+-- enqueue: make jobs ready (wait), suspect, or delayed. Idempotent: a job already waiting
+-- keeps its place.
+-- KEYS[1] wait zset, KEYS[2] delayed zset, KEYS[3] prio hash, KEYS[4] signal list,
+-- KEYS[5] suspect zset
+-- ARGV: quadruples of (id, priority, due_ms, suspect); due_ms = 0 means ready now;
+-- suspect = 1 for a ready job whose runner died running it (it will run alone).
 -- Returns the number of jobs made ready.
 -- Wait score = (1000 - priority) * 2^43 + id: higher priority first, then FIFO by id,
 -- exact in a double for ids below 2^43.
 local ready = 0
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local id, prio, due = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if due == 0 then
     redis.call('ZREM', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
-    ready = ready + redis.call('ZADD', KEYS[1], 'NX', (1000 - prio) * 8796093022208 + tonumber(id), id)
+    local line = KEYS[1]
+    if ARGV[i + 3] == '1' then line = KEYS[5] end
+    ready = ready + redis.call('ZADD', line, 'NX', (1000 - prio) * 8796093022208 + tonumber(id), id)
   else
     redis.call('ZADD', KEYS[2], due, id)
     if prio ~= 0 then redis.call('HSET', KEYS[3], id, prio) end

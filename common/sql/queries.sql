@@ -200,14 +200,15 @@ WITH expired AS (
         lease_token = NULL, lease_expires_at = NULL, updated_at = now(), changed_by = 'janitor'
     FROM expired e
     WHERE j.id = e.id AND j.status = 'active'
-    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
+    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
+              j.stalls
 ), closed AS (
     UPDATE job_attempts a
     SET outcome = 'stalled', finished_at = now(), error_type = 'Stalled',
         error_message = 'the runner stopped renewing its lease'
     FROM moved m WHERE a.job_id = m.id AND a.attempt = m.attempts
 )
-SELECT id, queue, priority, status, run_at FROM moved;
+SELECT id, queue, priority, status, run_at, stalls FROM moved;
 
 -- name: save_progress
 UPDATE jobs j SET progress = p.progress
@@ -219,6 +220,7 @@ WHERE j.id = p.id AND j.status = 'active' AND j.progress IS DISTINCT FROM p.prog
 -- Earlier attempts stay as history.
 UPDATE jobs
 SET status = 'pending', attempt_offset = attempts, fail_reason = NULL, cancel_requested = false,
+    stalls = 0,
     run_at = NULL, finished_at = NULL, result = NULL, updated_at = now(), changed_by = 'api'
 WHERE id IN (SELECT id FROM jobs
              WHERE {{job_filter}} AND status IN ('failed', 'cancelled', 'completed')
@@ -309,7 +311,7 @@ RETURNING id, queue, priority, status::text AS status, run_at;
 -- name: undispatched_jobs
 -- Pending jobs, and delayed jobs, untouched for a while: candidates for a fresh push to
 -- Redis after a lost push or a Redis flush. Pushing is idempotent, so overlap is harmless.
-SELECT id, queue, priority, status::text AS status, run_at FROM jobs
+SELECT id, queue, priority, status::text AS status, run_at, stalls FROM jobs
 WHERE status IN ('pending', 'delayed')
   AND updated_at < now() - %(older_than_s)s * interval '1 second'
   AND id > %(after_id)s
