@@ -34,7 +34,7 @@ def ready_again(dispatches: Sequence[Dispatch]) -> list[Ready]:
             d.queue,
             d.priority,
             d.run_at if d.status == "delayed" else None,
-            suspect=d.stalls > 0,
+            suspect=d.suspect,
         )
         for d in dispatches
         if d.status in ("pending", "delayed")

@@ -32,7 +32,8 @@ class QueueKeys:
 
     @property
     def suspect(self) -> str:
-        """ZSET of jobs whose runner died running them, scored like wait; each runs alone."""
+        """ZSET of jobs whose runners kept dying running them, scored like wait; each runs
+        alone."""
         return self._key("suspect")
 
     @property

@@ -25,7 +25,7 @@ class Ready:
     queue: str
     priority: int
     due: datetime | None = None
-    # A job whose runner died while running it may be what killed the runner: it waits in
+    # A job whose runners keep dying while running it may be what kills them: it waits in
     # the queue's suspect set and runs alone on an idle runner, so it cannot take others
     # down with it.
     suspect: bool = False

@@ -109,7 +109,7 @@ class Dispatch:
     priority: int
     status: str
     run_at: datetime | None
-    stalls: int = 0  # > 0: its runner died while running it; Redis isolates such a job
+    suspect: bool = False  # stalled often enough to run alone (see recover_stalled)
 
 
 def _job_out(row: Row) -> JobOut:

@@ -181,6 +181,9 @@ SELECT id, queue, priority, status, run_at FROM released;
 -- Janitor: an active job whose lease expired (its runner died, froze or lost its network)
 -- goes back to pending, or to failed with reason 'stalled' once it has stalled max_stalls
 -- times or has no attempt left. Time is Postgres time, never a runner's clock.
+-- One stall is usually a runner's own death (a deploy, the OOM killer); a job on its last
+-- stall before failing is a suspect: it runs alone, so a poison pill cannot take the jobs
+-- claimed with it down to 'stalled' too.
 WITH expired AS (
     SELECT id FROM jobs WHERE status = 'active' AND lease_expires_at < now()
     ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
@@ -201,14 +204,14 @@ WITH expired AS (
     FROM expired e
     WHERE j.id = e.id AND j.status = 'active'
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
-              j.stalls
+              j.stalls >= greatest(1, j.max_stalls - 1) AS suspect
 ), closed AS (
     UPDATE job_attempts a
     SET outcome = 'stalled', finished_at = now(), error_type = 'Stalled',
         error_message = 'the runner stopped renewing its lease'
     FROM moved m WHERE a.job_id = m.id AND a.attempt = m.attempts
 )
-SELECT id, queue, priority, status, run_at, stalls FROM moved;
+SELECT id, queue, priority, status, run_at, suspect FROM moved;
 
 -- name: save_progress
 UPDATE jobs j SET progress = p.progress
@@ -311,7 +314,8 @@ RETURNING id, queue, priority, status::text AS status, run_at;
 -- name: undispatched_jobs
 -- Pending jobs, and delayed jobs, untouched for a while: candidates for a fresh push to
 -- Redis after a lost push or a Redis flush. Pushing is idempotent, so overlap is harmless.
-SELECT id, queue, priority, status::text AS status, run_at, stalls FROM jobs
+SELECT id, queue, priority, status::text AS status, run_at,
+       stalls >= greatest(1, max_stalls - 1) AS suspect FROM jobs
 WHERE status IN ('pending', 'delayed')
   AND updated_at < now() - %(older_than_s)s * interval '1 second'
   AND id > %(after_id)s
