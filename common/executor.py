@@ -60,7 +60,6 @@ class JobExecutor:
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self.abandoned = 0
         for _ in range(size):
             self._spawn()
 
@@ -101,10 +100,6 @@ class JobExecutor:
         for r in left:
             r.context.cancel_event.set()
         return [r.job for r in left]
-
-    def busy(self) -> bool:
-        with self._lock:
-            return bool(self._running) or not self._tasks.empty()
 
     def shutdown(self) -> None:
         """Stop the idle threads. Call once nothing is busy; abandoned threads are left be."""
@@ -168,7 +163,6 @@ class JobExecutor:
                 del self._running[r.job.id]
         for r in overdue:
             r.context.cancel_event.set()
-            self.abandoned += 1
             self._spawn()
             stack = _thread_stack(r.thread)
             limit = r.context.timeout_s

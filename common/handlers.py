@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 Event = dict[str, Any]
 
@@ -26,13 +26,6 @@ class NonRetryableError(Exception):
 
 class JobTimeout(Exception):
     """An attempt ran past its timeout; retried like any other error while attempts remain."""
-
-
-class LambdaLikeContext(Protocol):
-    function_name: str
-    aws_request_id: str
-
-    def get_remaining_time_in_millis(self) -> int: ...
 
 
 @dataclass

@@ -45,7 +45,6 @@ class EnqueueListener:
     def __init__(self, database_url: str, redis_queue: RedisQueue) -> None:
         self.database_url = database_url
         self.queue = redis_queue
-        self.pushed = 0
 
     def run(self, stop: threading.Event) -> None:
         backoff = ReconnectBackoff()
@@ -62,4 +61,4 @@ class EnqueueListener:
     def _listen(self, conn: psycopg.Connection[object], stop: threading.Event) -> None:
         while not stop.is_set():
             for note in conn.notifies(timeout=0.5, stop_after=100):
-                self.pushed += self.queue.push(parse_payload(note.payload))
+                self.queue.push(parse_payload(note.payload))

@@ -143,11 +143,6 @@ class RedisQueue:
         with _redis_errors():
             return self.redis.lpop(self.keys(queue).signal) is not None
 
-    def server_time_ms(self) -> int:
-        with _redis_errors():
-            seconds, micros = self.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
-
     def depth(self, queue: str) -> dict[str, int]:
         """What Redis holds for a queue: ids waiting, delayed and claimed."""
         k = self.keys(queue)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Blueprint
@@ -9,8 +10,10 @@ from chalice.app import Blueprint
 from api_app.errors import api_view, json_body, json_response
 from api_app.routes.jobs import ANY_TYPE
 from common import jobs
-from common.models import BulkRequest, RedriveRequest
+from common.models import BulkRequest, JobFilter, RedriveRequest
+from common.redisqueue import RedisQueue
 from common.services import Services
+from common.store import Store
 
 
 def bulk_routes(services: Services) -> Blueprint:
@@ -20,19 +23,20 @@ def bulk_routes(services: Services) -> Blueprint:
     def _bulk() -> BulkRequest:
         return BulkRequest.model_validate(json_body(bp.current_request))
 
+    def _apply(verb: Callable[[Store, RedisQueue, JobFilter, int], list[int]], done: str) -> Any:
+        request = _bulk()
+        ids = verb(store, queue, request.filter, request.limit)
+        return json_response({done: len(ids), "ids": ids})
+
     @bp.route("/jobs/retry", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def bulk_retry() -> Any:
-        request = _bulk()
-        ids = jobs.retry(store, queue, request.filter, request.limit)
-        return json_response({"retried": len(ids), "ids": ids})
+        return _apply(jobs.retry, "retried")
 
     @bp.route("/jobs/promote", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def bulk_promote() -> Any:
-        request = _bulk()
-        ids = jobs.promote(store, queue, request.filter, request.limit)
-        return json_response({"promoted": len(ids), "ids": ids})
+        return _apply(jobs.promote, "promoted")
 
     @bp.route("/jobs/cancel", methods=["POST"], content_types=ANY_TYPE)
     @api_view
@@ -45,9 +49,7 @@ def bulk_routes(services: Services) -> Blueprint:
     @bp.route("/jobs/remove", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def bulk_remove() -> Any:
-        request = _bulk()
-        ids = jobs.remove(store, queue, request.filter, request.limit)
-        return json_response({"removed": len(ids), "ids": ids})
+        return _apply(jobs.remove, "removed")
 
     @bp.route("/jobs/redrive", methods=["POST"], content_types=ANY_TYPE)
     @api_view
