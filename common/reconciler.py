@@ -40,18 +40,26 @@ class Reconciler:
             log.warning("reconcile skipped: %s", exc.message)
             return 0
 
-    def run_once(self, max_batches: int = 50) -> int:
-        """Walk the undispatched jobs, `batch` per round trip, at most `max_batches` rounds."""
+    def run_once(self, max_batches: int = 50, calm_batches: int = 2) -> int:
+        """Walk the undispatched jobs `batch` per round trip; push those Redis lacks.
+
+        A backlog of jobs waiting in Redis is old but not lost: pushing it again cost as much
+        as running it. So only ids missing from Redis are pushed, and after `calm_batches`
+        batches with nothing missing the walk resumes next period from where it stopped;
+        while batches keep finding losses (a flushed Redis) it goes on, up to `max_batches`.
+        """
         pushed = 0
+        calm = 0
         for _ in range(max_batches):
             found = self.store.undispatched(self.interval_s, self._after_id, self.batch)
             if found is None:  # another reconciler holds the lock
                 break
-            pushed += self.queue.push(ready_again(found))
-            if len(found) < self.batch:
-                self._after_id = 0  # reached the newest job: start over next time
+            self._after_id, stale = found
+            lost = self.queue.missing(ready_again(stale))
+            pushed += self.queue.push(lost)
+            calm = 0 if lost else calm + 1
+            if not self._after_id or calm >= calm_batches:
                 break
-            self._after_id = found[-1].id
         # A flushed Redis forgets pauses too; Postgres remembers them.
         for name, settings in self.store.queue_settings().items():
             if settings["paused"]:

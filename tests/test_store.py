@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -203,7 +204,19 @@ def test_undispatched_respects_the_reconcile_lock(services: Services) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(72450002)")
         assert services.store.undispatched(0, 0, 10) is None
     found = services.store.undispatched(0, 0, 10)
-    assert found is not None and len(found) == 1
+    assert found is not None and found[0] == 0 and len(found[1]) == 1
+
+
+def test_undispatched_looks_at_a_bounded_window_and_marks_the_stale(services: Services) -> None:
+    old = [_enqueue(services) for _ in range(3)]
+    time.sleep(0.3)
+    _enqueue(services)  # young
+    claim(services, [old[1]], "w")  # active: not a candidate
+    first = services.store.undispatched(0.2, 0, 2)
+    assert first is not None
+    assert first[0] == old[2]  # looked at two jobs: continue after the second
+    assert [(d.id, d.status) for d in first[1]] == [(old[0], "pending"), (old[2], "pending")]
+    assert services.store.undispatched(0.2, old[2], 2) == (0, [])  # young; the end was reached
 
 
 def test_remove_and_clean_leave_no_orphaned_history(services: Services) -> None:

@@ -77,6 +77,7 @@ RETURNING name, paused, remove_on_complete, remove_on_fail;
 -- pending (or due delayed) -> active for a batch of ids popped from Redis, in one round trip.
 -- Ids that are not runnable any more (duplicate delivery, cancelled, already run, not yet
 -- due) simply do not come back: the guard is the claim.
+-- The columns come back in the order of store.ClaimedJob's fields, which is built from them.
 WITH claimed AS (
     UPDATE jobs
     SET status = 'active', attempts = attempts + 1, worker = %(worker)s, progress = NULL,
@@ -312,13 +313,18 @@ WHERE id IN (SELECT id FROM jobs WHERE status = 'delayed' AND run_at <= now() - 
 RETURNING id, queue, priority, status::text AS status, run_at;
 
 -- name: undispatched_jobs
--- Pending jobs, and delayed jobs, untouched for a while: candidates for a fresh push to
--- Redis after a lost push or a Redis flush. Pushing is idempotent, so overlap is harmless.
+-- The next `limit` pending or delayed jobs after a cursor, in id order, each marked stale when
+-- untouched for a while: a candidate for a fresh push to Redis after a lost push or a Redis
+-- flush. The scan is bounded by `limit` whatever the jobs' ages, and each status is read
+-- from its own range of jobs_status_id, never by walking finished jobs.
 SELECT id, queue, priority, status::text AS status, run_at,
-       stalls >= greatest(1, max_stalls - 1) AS suspect FROM jobs
-WHERE status IN ('pending', 'delayed')
-  AND updated_at < now() - %(older_than_s)s * interval '1 second'
-  AND id > %(after_id)s
+       stalls >= greatest(1, max_stalls - 1) AS suspect,
+       updated_at < now() - %(older_than_s)s * interval '1 second' AS stale
+FROM ((SELECT * FROM jobs WHERE status = 'pending' AND id > %(after_id)s
+       ORDER BY id LIMIT %(limit)s)
+      UNION ALL
+      (SELECT * FROM jobs WHERE status = 'delayed' AND id > %(after_id)s
+       ORDER BY id LIMIT %(limit)s)) AS next_jobs
 ORDER BY id
 LIMIT %(limit)s;
 
