@@ -1,19 +1,19 @@
 """Group commit for submissions: concurrent requests share one INSERT and one Redis push.
 
-Each request thread hands its jobs to the batcher and waits. One thread takes everything
-that arrived while the previous batch was being written and stores it with one statement
-(one commit, one WAL flush) and one push. If a combined batch fails for a reason that
-belongs to one request (an idempotency clash), each request is retried alone, so one
-request's error never becomes another's.
+A request that finds no write in progress writes at once, on its own thread (no handoff:
+an idle API answers as fast as without batching). Requests that arrive while a write is in
+progress queue up; when it ends, the oldest of them becomes the next writer and takes
+everything queued (up to max_jobs) into one statement (one commit, one WAL flush) and one
+push. If a combined batch fails for a reason that belongs to one request (an idempotency
+clash), each request is retried alone, so one request's error never becomes another's.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 from common.errors import Conflict
 from common.jobs import Submitted, submit_many
@@ -23,7 +23,16 @@ from common.store import Store
 
 log = logging.getLogger("djs.batcher")
 
-_Request = tuple[Sequence[JobSubmission], "Future[list[Submitted]]"]
+
+class _Request:
+    """One caller's jobs and, once written, its outcome; or the call to write next."""
+
+    def __init__(self, jobs: Sequence[JobSubmission]) -> None:
+        self.jobs = jobs
+        self.result: list[Submitted] = []
+        self.error: BaseException | None = None
+        self.lead = False  # woken to write the next batch, not with an outcome
+        self.woken = threading.Event()
 
 
 class SubmitBatcher:
@@ -31,52 +40,84 @@ class SubmitBatcher:
         self.store = store
         self.queue = redis_queue
         self.max_jobs = max_jobs
-        self._requests: queue.Queue[_Request] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="djs-batcher", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._waiting: deque[_Request] = deque()
+        self._writing = False
 
     def submit(self, jobs: Sequence[JobSubmission]) -> list[Submitted]:
         """Store and dispatch `jobs` (all or none), sharing the commit with concurrent callers."""
-        future: Future[list[Submitted]] = Future()
-        self._requests.put((jobs, future))
-        return future.result()
+        request = _Request(jobs)
+        with self._lock:
+            self._waiting.append(request)
+            lead = not self._writing
+            self._writing = True
+        while not lead:
+            request.woken.wait()
+            if not request.lead:
+                break  # our jobs were written by another request's thread
+            # Asked to write the next batch: ours is the oldest waiting, so it is in it.
+            request.lead, lead = False, True
+            request.woken.clear()
+        if lead:
+            try:
+                self._write(self._take())
+            finally:
+                self._pass_the_lead()
+        if request.error is not None:
+            raise request.error
+        return request.result
 
-    def _loop(self) -> None:
-        while True:
-            batch = [self._requests.get()]
-            size = len(batch[0][0])
-            while size < self.max_jobs:
-                try:
-                    request = self._requests.get_nowait()
-                except queue.Empty:
-                    break
-                batch.append(request)
-                size += len(request[0])
-            self._write(batch)
+    def _take(self) -> list[_Request]:
+        """The oldest waiting requests, up to max_jobs jobs (always at least one)."""
+        batch: list[_Request] = []
+        size = 0
+        with self._lock:
+            while self._waiting and (
+                not batch or size + len(self._waiting[0].jobs) <= self.max_jobs
+            ):
+                batch.append(self._waiting.popleft())
+                size += len(batch[-1].jobs)
+        return batch
+
+    def _pass_the_lead(self) -> None:
+        with self._lock:
+            if not self._waiting:
+                self._writing = False
+                return
+            successor = self._waiting[0]
+        successor.lead = True
+        successor.woken.set()
 
     def _write(self, batch: list[_Request]) -> None:
-        jobs = [job for request_jobs, _ in batch for job in request_jobs]
+        jobs = [job for request in batch for job in request.jobs]
         try:
             submitted = submit_many(self.store, self.queue, jobs)
         except Conflict as exc:
             if len(batch) == 1:
-                batch[0][1].set_exception(exc)
+                self._settle(batch[0], error=exc)
             else:  # find whose it is: each request alone
                 for request in batch:
                     self._alone(request)
             return
-        except Exception as exc:  # Postgres down, etc.: every caller gets the same error
-            for _, future in batch:
-                future.set_exception(exc)
-            return
+        except BaseException as exc:  # Postgres down, etc.: every caller gets the same error
+            for request in batch:
+                self._settle(request, error=exc)
+            raise
         start = 0
-        for request_jobs, future in batch:
-            future.set_result(submitted[start : start + len(request_jobs)])
-            start += len(request_jobs)
+        for request in batch:
+            self._settle(request, result=submitted[start : start + len(request.jobs)])
+            start += len(request.jobs)
 
     def _alone(self, request: _Request) -> None:
-        jobs, future = request
         try:
-            future.set_result(submit_many(self.store, self.queue, jobs))
+            self._settle(request, result=submit_many(self.store, self.queue, request.jobs))
         except Exception as exc:
-            future.set_exception(exc)
+            self._settle(request, error=exc)
+
+    @staticmethod
+    def _settle(
+        request: _Request, result: list[Submitted] | None = None, error: BaseException | None = None
+    ) -> None:
+        request.result = result or []
+        request.error = error
+        request.woken.set()

@@ -98,9 +98,15 @@ class BenchSystem:
         return redis.Redis.from_url(self.settings.redis_url)
 
     def reset(self) -> None:
-        """Empty the jobs between scenarios (runners are idle then)."""
+        """Empty the jobs between scenarios (runners are idle then), and checkpoint, so one
+        scenario's dirty pages are not flushed during the next one's measurement."""
         with self.connect() as conn:
             conn.execute("TRUNCATE jobs, job_attempts, job_events, queues")
+            conn.commit()
+            try:
+                conn.execute("CHECKPOINT")
+            except psycopg.errors.InsufficientPrivilege:
+                conn.rollback()  # needs superuser or pg_checkpoint: measure without it
 
     def runner_pids(self) -> list[int]:
         return [p.pid for p in self.processes[1:]]

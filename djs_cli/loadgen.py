@@ -66,8 +66,9 @@ async def _connection(
         while (body := await bodies.get()) is not None:
             if pace:
                 await pace()
-            sent = Sent(sent_at=time.time())
-            writer.write(_request(host, port, path, body))
+            request, sent = _request(host, port, path, body), Sent(sent_at=0.0)
+            sent.sent_at = time.time()  # last, so no allocation (or GC) falls after it
+            writer.write(request)
             status, raw = await _read_response(reader)
             sent.answered_at, sent.status = time.time(), status
             sent.body = json.loads(raw) if raw else None

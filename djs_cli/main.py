@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import logging
@@ -23,6 +24,18 @@ def _signals_call(handler: Callable[[], None]) -> None:
     """Ctrl-C and SIGTERM both mean: stop gracefully."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: handler())
+
+
+def _settle_gc() -> None:
+    """Keep full garbage collections off the request and job paths.
+
+    What start-up allocates (modules, the app, the job threads) lives as long as the process,
+    yet every full collection walked it: 25-33 ms pauses in the API and runner processes
+    (timed with gc.callbacks), enough to push the pickup p99 at 200 jobs/s past 5 ms.
+    gc.freeze() takes it out of the collector's sight; cycles made later are still collected.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -46,6 +59,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     # serve_forever blocks this thread; shutdown() must come from another one.
     _signals_call(lambda: _in_thread(server.shutdown))
     print(f"djs api listening on http://{args.host}:{args.port}", flush=True)
+    _settle_gc()
     server.server.serve_forever(poll_interval=0.2)
     services.close()
     return 0
@@ -114,6 +128,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         args.concurrency,
         ", ".join(registry.types()),
     )
+    _settle_gc()
     runner.run()
     services.close()
     return 0
