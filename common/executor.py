@@ -137,7 +137,7 @@ class JobExecutor:
             left = list(self._running.values())
             self._running.clear()
         for r in left:
-            r.context.cancel_event.set()
+            r.context.cancel()
         return [r.job for r in left]
 
     def shutdown(self) -> None:
@@ -201,7 +201,7 @@ class JobExecutor:
             for r in overdue:
                 del self._running[r.job.id]
         for r in overdue:
-            r.context.cancel_event.set()
+            r.context.cancel()
             self._spawn()
             stack = _thread_stack(r.thread)
             limit = r.context.timeout_s

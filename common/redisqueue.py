@@ -111,7 +111,7 @@ class RedisQueue:
     ) -> Claimed:
         """Pop up to `count` ready ids; `idle` says the runner has nothing in flight."""
         k = self.keys(queue)
-        keys = [k.wait, k.delayed, k.prio, k.active, k.paused, k.suspect]
+        keys = [k.wait, k.delayed, k.prio, k.active, k.paused, k.suspect, k.signal]
         with _redis_errors():
             out = self._claim(keys=keys, args=[count, stale_after_ms, int(idle)])
         now, next_due, mode = int(out[0]), int(out[1]), int(out[2])

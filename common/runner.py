@@ -241,9 +241,9 @@ class Runner:
             if job.id not in held:
                 # Recovered as stalled, cancelled or removed: our outcome will be refused.
                 log.warning("job %d: lease lost; its outcome will not count", job.id)
-                context.cancel_event.set()
+                context.cancel()
             elif held[job.id]:
-                context.cancel_event.set()
+                context.cancel()
 
     # --- record --------------------------------------------------------------------------
 

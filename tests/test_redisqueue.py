@@ -95,6 +95,22 @@ def test_enqueue_signals_idle_runners(services: Services) -> None:
     assert time.monotonic() - start < 1
 
 
+def test_one_wake_up_token_is_passed_on_while_jobs_are_left(services: Services) -> None:
+    rq = q(services)
+    rq.push([Ready(i, "default", 0) for i in range(1, 11)])
+    rq.push([Ready(i, "default", 0) for i in range(11, 21)])
+    signal = rq.keys("default").signal
+    assert rq.redis.llen(signal) == 1  # one idle runner looks, however many jobs came
+    rq.take_signal("default")
+    assert len(rq.claim("default", 15).ids) == 15  # five left: the next runner is woken
+    assert rq.redis.llen(signal) == 1
+    assert len(rq.claim("default", 15).ids) == 5  # none left: no stale wake-ups
+    assert rq.redis.llen(signal) == 1
+    rq.take_signal("default")
+    rq.claim("default", 15)
+    assert rq.redis.llen(signal) == 0
+
+
 def test_a_suspect_job_is_claimed_alone_by_an_idle_runner(services: Services) -> None:
     rq = q(services)
     rq.push([Ready(1, "default", 0), Ready(2, "default", 0), Ready(9, "default", 0, suspect=True)])

@@ -1,6 +1,6 @@
 -- claim: promote due delayed jobs, then pop up to ARGV[1] ready ids into active.
 -- KEYS[1] wait zset, KEYS[2] delayed zset, KEYS[3] prio hash, KEYS[4] active zset,
--- KEYS[5] paused flag, KEYS[6] suspect zset
+-- KEYS[5] paused flag, KEYS[6] suspect zset, KEYS[7] signal list
 -- ARGV[1] max ids to claim, ARGV[2] drop active entries older than this many ms,
 -- ARGV[3] 1 if the runner has nothing in flight
 -- Returns {now_ms, next_due_ms or -1, mode, id, id, ...}; times come from the Redis clock.
@@ -41,4 +41,11 @@ for i = 1, #popped, 2 do
 end
 -- Postgres holds the truth for running jobs; an active entry only outlives its runner.
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[2]))
+-- Pass the wake-up on: jobs left over need another runner's look (one token, see
+-- lua/enqueue.lua); with none left, at most one token stays (a delayed job's wake-up).
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[6]) > 0 then
+  if redis.call('LLEN', KEYS[7]) == 0 then redis.call('LPUSH', KEYS[7], '1') end
+else
+  redis.call('LTRIM', KEYS[7], 0, 0)
+end
 return out

@@ -21,9 +21,9 @@ for i = 1, #ARGV, 4 do
     if prio ~= 0 then redis.call('HSET', KEYS[3], id, prio) end
   end
 end
--- One token per job (bounded) wakes that many idle runners; a delayed job wakes one so
--- runners recompute how long to sleep.
-local tokens = math.min(math.max(ready, 1), 64)
-for _ = 1, tokens do redis.call('LPUSH', KEYS[4], '1') end
-redis.call('LTRIM', KEYS[4], 0, 63)
+-- One wake-up token: an idle runner looks, claims as many jobs as it has free slots, and
+-- leaves a token for the next runner if jobs remain (lua/claim.lua). A token per job woke
+-- every idle runner for a handful of jobs: more, smaller claims. A delayed job wakes one
+-- runner too, so it recomputes how long to sleep.
+if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], '1') end
 return ready
