@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.handlers import HandlerRegistry, JobContext, JobTimeout, NonRetryableError
+from common.models import unstorable_json
 from common.store import ClaimedJob
 
 log = logging.getLogger("djs.executor")
@@ -226,6 +227,7 @@ def _json_ready(value: Any) -> Any:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise NonRetryableError(f"handler result is not JSON-serializable: {exc}") from exc
-    if "\\u0000" in text:
-        raise NonRetryableError("handler result contains a NUL character, which jsonb refuses")
-    return json.loads(text)
+    ready = json.loads(text)
+    if reason := unstorable_json(ready):
+        raise NonRetryableError(f"handler result contains {reason}, which jsonb refuses")
+    return ready

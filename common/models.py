@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobStatus = Literal["pending", "delayed", "active", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = ("pending", "delayed", "active", "completed", "failed", "cancelled")
@@ -16,6 +17,22 @@ FailReason = Literal["exhausted", "non_retryable", "timeout", "stalled", "cancel
 # Queue and type names end up in Redis keys and URLs: keep them plain.
 _NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_BATCH = 1000
+
+
+def unstorable_json(value: Any) -> str | None:
+    """Why Postgres's jsonb would refuse this JSON value, or None: it has no NaN or Infinity,
+    and no NUL character in any string."""
+    if isinstance(value, str):
+        return "the NUL character (\\u0000)" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"the number {value} (JSON has no NaN or Infinity)"
+    if isinstance(value, dict):
+        items: Any = (x for pair in value.items() for x in pair)
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return None
+    return next((reason for item in items if (reason := unstorable_json(item))), None)
 
 
 class Backoff(BaseModel):
@@ -44,6 +61,22 @@ class JobSubmission(BaseModel):
     run_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with a time zone.")
     timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("payload")
+    @classmethod
+    def _storable(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        # Said here (422 on this job), not by Postgres failing a group commit shared with
+        # other requests.
+        if reason := unstorable_json(payload):
+            raise ValueError(f"payload contains {reason}, which Postgres cannot store")
+        return payload
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _no_nul(cls, key: str | None) -> str | None:
+        if key and "\x00" in key:
+            raise ValueError("idempotency_key contains the NUL character, which Postgres refuses")
+        return key
 
     @model_validator(mode="after")
     def _one_delay(self) -> JobSubmission:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -14,9 +13,10 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import args_row, dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from common import fastjson
 from common.errors import Conflict, DependencyDown
 from common.models import (
     AttemptOut,
@@ -32,6 +32,8 @@ from common.models import (
 from common.sqlfile import load_queries
 
 Q = load_queries("queries.sql")
+# Every jsonb column (payloads, results, backoff) is parsed on the hot paths.
+set_json_loads(fastjson.loads)
 log = logging.getLogger("djs.store")
 
 # Advisory lock keys: one reconciler and one janitor act at a time across all runners.
@@ -285,7 +287,7 @@ class Store:
             }
             for c in done
         ]
-        rows = self._all("complete_jobs", {"outcomes": json.dumps(outcomes)})
+        rows = self._all("complete_jobs", {"outcomes": fastjson.dumps(outcomes)})
         return {r["id"] for r in rows}
 
     def fail(self, failures: Sequence[Failure]) -> list[Dispatch]:
@@ -306,7 +308,7 @@ class Store:
             }
             for f in failures
         ]
-        return self._dispatches("fail_jobs", {"outcomes": json.dumps(outcomes)})
+        return self._dispatches("fail_jobs", {"outcomes": fastjson.dumps(outcomes)})
 
     def renew(self, leases: Sequence[Lease], lease_s: float) -> dict[int, bool]:
         """Extend leases; return {job id: cancel requested} for those still held."""
@@ -505,4 +507,4 @@ def _insert_params(jobs: Sequence[JobSubmission], hashes: list[str | None]) -> d
                 "request_hash": request_hash,
             }
         )
-    return {"jobs": json.dumps(rows)}
+    return {"jobs": fastjson.dumps(rows)}

@@ -125,6 +125,27 @@ def test_validation_errors_are_422_with_field_paths(client: Client, services: Se
     assert services.store.queue_counts() == {}  # nothing stored
 
 
+def test_json_postgres_cannot_store_is_422_not_500(client: Client, services: Services) -> None:
+    bodies = [
+        '{"type": "echo", "payload": {"x": NaN}}',
+        '{"type": "echo", "payload": {"x": [1e999]}}',
+        '{"type": "echo", "payload": {"x": "a\\u0000b"}}',
+        '{"type": "echo", "payload": {"a\\u0000": 1}}',
+        '{"type": "echo", "idempotency_key": "k\\u0000"}',
+    ]
+    for body in bodies:
+        response = client.http.post(
+            "/jobs", body=body, headers={"content-type": "application/json"}
+        )
+        error = assert_error(response, 422, "validation_error")
+        assert "Postgres" in error["details"][0]["message"], body
+    assert services.store.queue_counts() == {}  # nothing stored
+    big = '{"type": "echo", "payload": {"n": 123456789012345678901234567890}}'
+    response = client.http.post("/jobs", body=big, headers={"content-type": "application/json"})
+    assert response.status_code == 201  # jsonb keeps numbers of any size
+    assert json.loads(response.body)["payload"] == {"n": 123456789012345678901234567890}
+
+
 def test_body_must_be_an_object(client: Client) -> None:
     assert_error(post_json(client, "/jobs", [1, 2]), 422, "validation_error")
 

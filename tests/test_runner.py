@@ -135,10 +135,13 @@ def test_results_and_errors_postgres_would_refuse_do_not_stop_the_runner(
     nan = _submit(services, "nan_result")
     nul = _submit(services, "nul_error", attempts=1)
     fine = _submit(services, "echo")
+    escaped = _submit(services, "backslash_u")
     reg = HandlerRegistry()
     reg.handler(_App(), "nan_result")(lambda event, context: {"x": float("nan")})
     reg.handler(_App(), "nul_error")(_raise(RuntimeError("bad\x00byte")))
     reg.handler(_App(), "echo")(lambda event, context: "ok")
+    # A backslash followed by u0000 is six ordinary characters, not a NUL.
+    reg.handler(_App(), "backslash_u")(lambda event, context: {"text": "\\u0000"})
     _runner(services, reg).run()
     nan_job, nul_job = services.store.get(nan), services.store.get(nul)
     assert nan_job is not None and nan_job.status == "failed"
@@ -146,3 +149,5 @@ def test_results_and_errors_postgres_would_refuse_do_not_stop_the_runner(
     assert nul_job is not None and nul_job.status == "failed"
     assert nul_job.history[0].error_message == "bad\\x00byte"
     assert services.store.status_of(fine) == "completed"
+    escaped_job = services.store.get(escaped)
+    assert escaped_job is not None and escaped_job.result == {"text": "\\u0000"}
