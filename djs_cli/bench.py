@@ -330,6 +330,17 @@ def print_table(results: dict[str, Figures]) -> None:
             print(f"{scenario + '.' + key:45} {value!s:>14}  {target}{verdict}")
 
 
+def _rates_over(timeline: list[tuple[float, int]], window_s: float) -> list[tuple[float, float]]:
+    """Jobs finished per second over the trailing window, at each point of the timeline."""
+    rates, j = [], 0
+    for t, n in timeline[1:]:
+        while j + 1 < len(timeline) and timeline[j + 1][0] <= t - window_s:
+            j += 1
+        t0, n0 = timeline[j]
+        rates.append((t, (n - n0) / max(t - t0, 1e-6)))
+    return rates
+
+
 def _plot(results: dict[str, Figures], path: Path) -> None:
     import matplotlib
 
@@ -340,10 +351,7 @@ def _plot(results: dict[str, Figures], path: Path) -> None:
     for name, figures in results.items():
         timeline = figures.get("timeline")
         if timeline and len(timeline) > 2:
-            rates = [
-                (t1, (n1 - n0) / max(t1 - t0, 1e-6))
-                for (t0, n0), (t1, n1) in itertools.pairwise(timeline)
-            ]
+            rates = _rates_over(timeline, window_s=1.0)
             left.plot([t for t, _ in rates], [r for _, r in rates], label=name)
         if figures.get("latencies_ms"):
             right.hist(figures["latencies_ms"], bins=50, alpha=0.6, label=name)
