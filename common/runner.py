@@ -157,7 +157,7 @@ class Runner:
             elif claimed.suspect_waiting:
                 pass
             elif self.burst and busy_before_claim == 0 and claimed.next_due_in_ms is None:
-                return False
+                return self._pushed_jobs_redis_lacked()
             else:
                 self._idle(claimed.next_due_in_ms)
             self._claim_backoff.reset()
@@ -166,6 +166,16 @@ class Runner:
             log.warning("%s; retrying in %.2f s", exc.message, delay)
             self._stop.wait(delay)
         return True
+
+    def _pushed_jobs_redis_lacked(self) -> bool:
+        """Burst mode ends when Redis holds nothing more; Postgres must agree. Pending or
+        delayed jobs it holds that Redis lacks (a lost push) are pushed again and the run
+        goes on, instead of leaving them to a reconciler that may never run."""
+        lost = self.queue.missing(ready_again(self.store.waiting(self.queue_name, 1000)))
+        if lost:
+            log.warning("burst: %d jobs were missing from Redis; pushed them again", len(lost))
+            self.queue.push(lost)
+        return bool(lost)
 
     def _idle(self, next_due_in_ms: int | None) -> None:
         """Sleep until new work is signalled or the next delayed job falls due.

@@ -393,6 +393,10 @@ class Store:
             Dispatch(**{k: v for k, v in r.items() if k != "stale"}) for r in rows if r["stale"]
         ]
 
+    def waiting(self, queue: str, limit: int) -> list[Dispatch]:
+        """One queue's pending and delayed jobs, oldest first."""
+        return self._dispatches("waiting_jobs", {"queue": queue, "limit": limit})
+
     @contextmanager
     def exclusive(self, key: int) -> Iterator[bool]:
         """Hold a transaction-scoped advisory lock if free; yield whether we got it."""

@@ -6,6 +6,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from common.handlers import HandlerRegistry, Retry
 from common.jobs import submit
 from common.models import JobSubmission
@@ -116,6 +118,15 @@ def test_reconciler_pushes_jobs_redis_lost(services: Services) -> None:
     _runner(services).run()
     job = services.store.get(job_id)
     assert job is not None and job.status == "completed"
+
+
+def test_a_burst_runner_runs_what_postgres_holds_and_redis_lacks_before_it_exits(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = services.store.enqueue(JobSubmission(type="echo"))[0].id  # stored, never pushed
+    _runner(services).run()  # no reconciler: the burst runner itself checks Postgres
+    assert services.store.status_of(job_id) == "completed"
+    assert "1 jobs were missing from Redis" in caplog.text
 
 
 def _all_active(services: Services, ids: list[int]) -> bool:

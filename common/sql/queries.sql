@@ -328,6 +328,14 @@ FROM ((SELECT * FROM jobs WHERE status = 'pending' AND id > %(after_id)s
 ORDER BY id
 LIMIT %(limit)s;
 
+-- name: waiting_jobs
+-- One queue's pending and delayed jobs, oldest first: what a burst runner checks Redis
+-- against before it exits.
+SELECT id, queue, priority, status::text AS status, run_at,
+       stalls >= greatest(1, max_stalls - 1) AS suspect
+FROM jobs WHERE queue = %(queue)s AND status IN ('pending', 'delayed')
+ORDER BY id LIMIT %(limit)s;
+
 -- name: try_lock
 -- Only one reconciler (or janitor) works at a time; the lock ends with the transaction.
 SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;
