@@ -26,6 +26,7 @@ from common.jobs import submit_many
 from common.models import JobSubmission
 from common.services import Services
 from common.settings import Settings
+from djs_cli import cpu_account
 from djs_cli.bench_system import BenchSystem
 from djs_cli.loadgen import LoadResult, post_many
 
@@ -61,16 +62,16 @@ def wait_finished(system: BenchSystem, total: int, timeout_s: float) -> list[tup
 
 
 def _finish_timeline(conn: Any, total: int) -> list[tuple[float, int]]:
-    """(epoch seconds, jobs finished by then) in 100 ms steps, from Postgres' finished_at."""
+    """(epoch seconds, jobs finished by then) in 10 ms steps, from Postgres' finished_at."""
     rows = conn.execute(
-        "SELECT ceil(extract(epoch FROM finished_at) * 10) / 10 AS t, count(*) FROM jobs"
+        "SELECT ceil(extract(epoch FROM finished_at) * 100) / 100 AS t, count(*) FROM jobs"
         " WHERE status IN ('completed', 'failed') GROUP BY 1 ORDER BY 1"
     ).fetchall()
     counts = itertools.accumulate(int(n) for _, n in rows)
     timeline = list(zip((float(t) for t, _ in rows), counts, strict=True))
     if not timeline or timeline[-1][1] < total:
         raise RuntimeError(f"{timeline[-1][1] if timeline else 0} of {total} jobs finished")
-    # The last step ends when its last job finished, not at the start of its 100 ms.
+    # The last step ends when its last job finished, not at the end of its 10 ms step.
     last = conn.execute("SELECT extract(epoch FROM max(finished_at)) FROM jobs").fetchone()
     timeline[-1] = (float(last[0]), timeline[-1][1])
     return timeline
@@ -295,7 +296,10 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             gc.collect()
             gc.freeze()
             print(f"running {name} ...", flush=True)
+            before = cpu_account.snapshot(system)
             results[name] = SCENARIOS[name](system, args.quick)
+            cpu = cpu_account.per_job_us(before, cpu_account.snapshot(system), _jobs(results[name]))
+            results[name]["cpu_us_per_job"] = cpu
     finally:
         system.stop()
     out = Path(args.out)
@@ -315,10 +319,25 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs(figures: Figures) -> int:
+    return int(figures.get("jobs") or figures.get("spread_jobs", 0) + figures.get("burst_jobs", 0))
+
+
+def _flat(figures: Figures) -> list[tuple[str, Any]]:
+    """Figures with nested ones (cpu_us_per_job) spelled out as `key.sub`."""
+    flat: list[tuple[str, Any]] = []
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            flat += [(f"{key}.{sub}", v) for sub, v in value.items()]
+        else:
+            flat.append((key, value))
+    return flat
+
+
 def print_table(results: dict[str, Figures]) -> None:
     print(f"{'figure':45} {'value':>14}  target")
     for scenario, figures in results.items():
-        for key, value in figures.items():
+        for key, value in _flat(figures):
             if isinstance(value, list) and key not in ("runner_rss_mb", "runner_rss_mb_after"):
                 continue
             op_target = TARGETS.get(f"{scenario}.{key}")
