@@ -3,6 +3,7 @@ real processes, started and stopped by the benchmark itself."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,11 +103,13 @@ class BenchSystem:
         scenario's dirty pages are not flushed during the next one's measurement."""
         with self.connect() as conn:
             conn.execute("TRUNCATE jobs, job_attempts, job_events, queues")
-            conn.commit()
-            try:
-                conn.execute("CHECKPOINT")
-            except psycopg.errors.InsufficientPrivilege:
-                conn.rollback()  # needs superuser or pg_checkpoint: measure without it
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Flush Postgres's dirty pages now, not during the next measurement."""
+        # Needs superuser or pg_checkpoint; without them the bench measures without it.
+        with self.connect() as conn, contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CHECKPOINT")
 
     def runner_pids(self) -> list[int]:
         return [p.pid for p in self.processes[1:]]
