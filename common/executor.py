@@ -202,9 +202,11 @@ class JobExecutor:
             for r in overdue:
                 del self._running[r.job.id]
         for r in overdue:
+            # The stack first: once cancelled, a cooperative handler returns, and the stack
+            # would no longer say where it hung.
+            stack = _thread_stack(r.thread)
             r.context.cancel()
             self._spawn()
-            stack = _thread_stack(r.thread)
             limit = r.context.timeout_s
             error = JobTimeout(f"attempt {r.job.attempt} exceeded its {limit:g} s timeout")
             log.warning("job %d: %s; its thread is abandoned", r.job.id, error)
