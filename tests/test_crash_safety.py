@@ -85,7 +85,10 @@ def test_reconciler_restores_every_job_after_flushall(services: Services) -> Non
     )[0].job
     services.queue.set_paused("default", True)
     services.store.set_paused("default", True)
-    services.queue.redis.flushdb()
+    # What FLUSHALL does to this queue, without flushing the Redis the parallel tests share
+    # (a real flushdb here once wiped another test's delayed retry mid-run).
+    prefix = services.settings.redis_prefix
+    services.queue.redis.delete(*services.queue.redis.scan_iter(match=f"{prefix}:*"))
     time.sleep(0.6)
     reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=7)
     assert reconciler.run_once() == 30  # walked in batches of 7
