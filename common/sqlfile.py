@@ -12,7 +12,7 @@ def load_queries(filename: str) -> dict[str, str]:
     """Return {name: sql} for every `-- name:` block in common/sql/<filename>.
 
     A block whose name starts with `_` is a fragment: `{{name}}` elsewhere is replaced by it
-    (without its comment lines), and it is not returned itself.
+    as written (without its comment lines), and it is not returned itself.
     """
     text = resources.files("common").joinpath("sql", filename).read_text()
     parts = _NAME.split(text)
@@ -28,7 +28,7 @@ def load_queries(filename: str) -> dict[str, str]:
         if name.startswith("_"):
             continue
         for fragment, sql in fragments.items():
-            body = body.replace("{{" + fragment + "}}", f"({sql})")
+            body = body.replace("{{" + fragment + "}}", sql)
         queries[name] = body
     return queries
 

@@ -1,7 +1,7 @@
 -- Every job query djs runs. Each status change is one guarded statement: it names the
 -- status it expects, so a duplicate delivery or a stale runner changes 0 rows. Each also
 -- sets changed_by, which the event triggers (migration 002) record as the cause.
--- `{{job_filter}}` is replaced by the _job_filter block below.
+-- `{{name}}` is replaced by the fragment block `_name` below, as written.
 
 -- name: _job_filter
 -- The filter shared by listing and bulk operations; a NULL parameter matches everything.
@@ -11,6 +11,15 @@ AND (%(type)s::text IS NULL OR type = %(type)s::text)
 AND (%(status)s::job_status IS NULL OR status = %(status)s::job_status)
 AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s::timestamptz)
 AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
+
+-- name: _delete_history
+-- The history of the jobs a `gone` CTE deleted: their attempts and events (no foreign keys
+-- cascade them, see migration 004).
+attempts AS (
+    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
+), events AS (
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+)
 
 -- name: enqueue_jobs
 -- Insert a batch as pending, or delayed when run_at is in the future. A job whose
@@ -49,7 +58,7 @@ FROM job_events WHERE job_id = %(id)s ORDER BY id;
 -- name: list_jobs
 -- Keyset pagination, newest first: the cursor is the last id of the previous page.
 SELECT * FROM jobs
-WHERE {{job_filter}}
+WHERE ({{job_filter}})
   AND (%(cursor)s::bigint IS NULL OR id < %(cursor)s::bigint)
 ORDER BY id DESC
 LIMIT %(limit)s;
@@ -227,21 +236,21 @@ SET status = 'pending', attempt_offset = attempts, fail_reason = NULL, cancel_re
     stalls = 0,
     run_at = NULL, finished_at = NULL, result = NULL, updated_at = now(), changed_by = 'api'
 WHERE id IN (SELECT id FROM jobs
-             WHERE {{job_filter}} AND status IN ('failed', 'cancelled', 'completed')
+             WHERE ({{job_filter}}) AND status IN ('failed', 'cancelled', 'completed')
              ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING id, queue, priority, status::text AS status, run_at;
 
 -- name: promote_jobs
 -- Admin promote: delayed -> pending now.
 UPDATE jobs SET status = 'pending', run_at = NULL, updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status = 'delayed'
+WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status = 'delayed'
              ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING id, queue, priority, status::text AS status, run_at;
 
 -- name: cancel_jobs
 -- Admin cancel: pending or delayed -> cancelled.
 UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status IN ('pending', 'delayed')
+WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status IN ('pending', 'delayed')
              ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING id, queue;
 
@@ -250,7 +259,7 @@ RETURNING id, queue;
 -- outer status check is re-evaluated on the locked row, so a job whose outcome committed
 -- meanwhile is left alone.
 UPDATE jobs SET cancel_requested = true, updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status = 'active'
+WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status = 'active'
              ORDER BY id LIMIT %(limit)s)
   AND status = 'active'
 RETURNING id, queue;
@@ -259,14 +268,10 @@ RETURNING id, queue;
 -- Admin remove: a job and its history (attempts and events). Never an active job.
 WITH gone AS (
     DELETE FROM jobs
-    WHERE id IN (SELECT id FROM jobs WHERE {{job_filter}} AND status <> 'active'
+    WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status <> 'active'
                  ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
     RETURNING id, queue
-), attempts AS (
-    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
-), events AS (
-    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
-)
+), {{delete_history}}
 SELECT id, queue FROM gone;
 
 -- name: clean_older_than
@@ -279,11 +284,7 @@ WITH gone AS (
                    AND finished_at < now() - %(age_s)s * interval '1 second'
                  ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
     RETURNING id
-), attempts AS (
-    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
-), events AS (
-    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
-)
+), {{delete_history}}
 SELECT id FROM gone;
 
 -- name: clean_beyond_newest
@@ -296,11 +297,7 @@ WITH gone AS (
                  ORDER BY finished_at DESC, id DESC OFFSET %(keep)s LIMIT %(limit)s
                  FOR UPDATE SKIP LOCKED)
     RETURNING id
-), attempts AS (
-    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
-), events AS (
-    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
-)
+), {{delete_history}}
 SELECT id FROM gone;
 
 -- name: promote_due

@@ -319,6 +319,18 @@ def not_terminal(conn: psycopg.Connection[Any], ids: list[int] | None = None) ->
     return int(scalar(conn, query, ids, list(TERMINAL)))
 
 
+def settle(
+    conn: psycopg.Connection[Any], ids: list[int], since: float, budget_s: float
+) -> tuple[float, int]:
+    """Wait until these jobs are terminal or `since + budget_s` passes; return the seconds
+    from `since` and how many are still not terminal. It reports rather than fails: the
+    scenario asserts on both and records them."""
+    deadline = since + budget_s
+    while not_terminal(conn, ids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return time.monotonic() - since, not_terminal(conn, ids)
+
+
 def completed_twice(conn: psycopg.Connection[Any]) -> dict[str, int]:
     """Jobs recorded completed more than once: by attempt rows and by state-change events."""
     by_attempts = scalar(

@@ -20,10 +20,10 @@ from tests.chaos.harness import (
     completed_twice,
     db,
     free_port,
-    not_terminal,
     outcome_counts,
     pick,
     scalar,
+    settle,
     status_histogram,
     wait_api_ready,
     wait_runner_ready,
@@ -77,11 +77,7 @@ def test_r1_kill_9_storm_loses_nothing_and_records_once(
     responses = [r for s in submitters for r in s.responses]
     accepted = [i for s in submitters for i in s.accepted()]
     with db(database_url) as conn:
-        deadline = last_kill + BUDGET_S
-        while not_terminal(conn, accepted) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        terminal_after_s = time.monotonic() - last_kill
-        left = not_terminal(conn, accepted)
+        terminal_after_s, left = settle(conn, accepted, last_kill, BUDGET_S)
         stored = scalar(conn, "SELECT count(*) FROM jobs WHERE id = ANY(%s)", accepted)
         statuses = conn.execute(
             "SELECT status::text || coalesce('/' || fail_reason::text, ''), count(*) FROM jobs"

@@ -26,9 +26,9 @@ from tests.chaos.harness import (
     Submitter,
     db,
     free_port,
-    not_terminal,
     pick,
     scalar,
+    settle,
     status_histogram,
     wait_api_ready,
     wait_runner_ready,
@@ -109,11 +109,7 @@ def run(pg: PgServer, redis_prefix: str, cluster: Cluster, record: Record) -> No
     responses = [r for c in clients for r in c.responses]
     accepted = [i for c in clients for i in c.accepted()]
     with db(pg.url("djs")) as conn:
-        deadline = back + BUDGET_S
-        while not_terminal(conn, accepted) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        terminal_s = time.monotonic() - back
-        left = not_terminal(conn, accepted)
+        terminal_s, left = settle(conn, accepted, back, BUDGET_S)
         stored = scalar(conn, "SELECT count(*) FROM jobs WHERE id = ANY(%s)", accepted)
         lost = len(accepted) - stored + left
         total = scalar(conn, "SELECT count(*) FROM jobs")
