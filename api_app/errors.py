@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,10 @@ from pydantic import ValidationError
 from common.errors import Conflict, DependencyDown, DjsError, InvalidInput, NotFound
 
 log = logging.getLogger("djs.api")
+
+# Chalice answers an unknown content type with its own 415 body; routes accept every type and
+# json_body checks it.
+ANY_TYPE = ["*/*"]
 
 
 class MalformedJson(DjsError):
@@ -102,3 +107,16 @@ def job_id(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise InvalidInput("id must be a positive integer", [{"path": "id", "message": raw}])
     return int(raw)
+
+
+def chalice_errors_in_our_shape(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """HTTP middleware: the errors Chalice answers itself (405 for a method a route lacks, its
+    own 400 and 500) get djs's error shape too."""
+    response = get_response(request)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
+        words = re.findall(r"[A-Z][a-z]+", str(body["Code"]).removesuffix("Error"))
+        code = "_".join(w.lower() for w in words) or "error"
+        response.body = error_body(code, str(body.get("Message", "")))
+        response.headers["Content-Type"] = "application/json"
+    return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalice.app import Chalice
 
+from api_app.errors import chalice_errors_in_our_shape
 from api_app.routes.bulk import bulk_routes
 from api_app.routes.health import health_routes
 from api_app.routes.job_actions import job_action_routes
@@ -14,6 +15,7 @@ from common.services import Services
 
 def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app = Chalice(app_name=app_name)
+    app.register_middleware(chalice_errors_in_our_shape, "http")
     app.register_blueprint(jobs_routes(services))
     app.register_blueprint(job_action_routes(services))
     app.register_blueprint(bulk_routes(services))

@@ -16,10 +16,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from common.errors import Conflict
-from common.jobs import Submitted, submit_many
+from common.manager import JobManager, Submitted
 from common.models import JobSubmission
-from common.redisqueue import RedisQueue
-from common.store import Store
 
 log = logging.getLogger("djs.batcher")
 
@@ -36,9 +34,8 @@ class _Request:
 
 
 class SubmitBatcher:
-    def __init__(self, store: Store, redis_queue: RedisQueue, max_jobs: int = 1000) -> None:
-        self.store = store
-        self.queue = redis_queue
+    def __init__(self, manager: JobManager, max_jobs: int = 1000) -> None:
+        self.manager = manager
         self.max_jobs = max_jobs
         self._lock = threading.Lock()
         self._waiting: deque[_Request] = deque()
@@ -91,7 +88,7 @@ class SubmitBatcher:
     def _write(self, batch: list[_Request]) -> None:
         jobs = [job for request in batch for job in request.jobs]
         try:
-            submitted = submit_many(self.store, self.queue, jobs)
+            submitted = self.manager.enqueue(jobs)
         except Conflict as exc:
             if len(batch) == 1:
                 self._settle(batch[0], error=exc)
@@ -110,7 +107,7 @@ class SubmitBatcher:
 
     def _alone(self, request: _Request) -> None:
         try:
-            self._settle(request, result=submit_many(self.store, self.queue, request.jobs))
+            self._settle(request, result=self.manager.enqueue(request.jobs))
         except Exception as exc:
             self._settle(request, error=exc)
 

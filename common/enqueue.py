@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 
 from common.models import JobOut, JobSubmission
-from common.notify import CHANNEL, notify_payloads
-from common.redisqueue import Ready
-from common.store import insert_jobs
+from common.records import Ready
+from common.store.insert import insert_jobs
+from common.store.notify import notify_enqueued
 
 
 def enqueue(
@@ -32,7 +32,5 @@ def enqueue(
 def enqueue_many(conn: psycopg.Connection[Any], jobs: Sequence[JobSubmission]) -> list[JobOut]:
     """Insert jobs in the caller's transaction; an idempotent replay returns the original."""
     stored = insert_jobs(conn, jobs)
-    new = [Ready(j.id, j.queue, j.priority, j.run_at) for j, created in stored if created]
-    for payload in notify_payloads(new):
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+    notify_enqueued(conn, [Ready(j.id, j.queue, j.priority, j.run_at) for j, new in stored if new])
     return [job for job, _ in stored]

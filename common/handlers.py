@@ -10,6 +10,9 @@ from typing import Any
 
 Event = dict[str, Any]
 
+# A job's timeout when neither the job nor its handler names one.
+DEFAULT_TIMEOUT_S = 300.0
+
 
 class Retry(Exception):  # a verb, like arq's Retry
     """Raise from a handler to be run again after `delay_s` (if attempts remain)."""
@@ -84,7 +87,7 @@ class HandlerRegistry:
         self._specs: dict[str, HandlerSpec] = {}
 
     def handler(
-        self, app: Any, job_type: str, timeout_s: float = 300.0
+        self, app: Any, job_type: str, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Decorator: `@registry.handler(bp, "echo")` on `def echo(event, context)`."""
 

@@ -6,16 +6,16 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobStatus = Literal["pending", "delayed", "active", "completed", "failed", "cancelled"]
-JOB_STATUSES: tuple[str, ...] = ("pending", "delayed", "active", "completed", "failed", "cancelled")
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 FailReason = Literal["exhausted", "non_retryable", "timeout", "stalled", "cancelled"]
 
 # Queue and type names end up in Redis keys and URLs: keep them plain.
-_NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_BATCH = 1000
 
 
@@ -51,9 +51,9 @@ class JobSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(pattern=_NAME, description="The handler that runs the job.")
+    type: str = Field(pattern=NAME_PATTERN, description="The handler that runs the job.")
     payload: dict[str, Any] = Field(default_factory=dict)
-    queue: str = Field(default="default", pattern=_NAME)
+    queue: str = Field(default="default", pattern=NAME_PATTERN)
     priority: int = Field(default=0, ge=0, le=1000, description="Higher runs first.")
     attempts: int = Field(default=3, ge=1, le=100, description="Maximum attempts.")
     backoff: Backoff = Field(default_factory=Backoff)
@@ -135,7 +135,8 @@ class JobOut(BaseModel):
     status: JobStatus
     fail_reason: FailReason | None
     priority: int
-    attempts_made: int
+    attempts_made: int = Field(description="Attempts of the current budget (since the last retry).")
+    attempts_total: int = Field(description="Every attempt started, across retries.")
     max_attempts: int
     backoff: dict[str, Any]
     timeout_s: float | None
@@ -163,8 +164,8 @@ class JobFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: JobStatus | None = None
-    queue: str | None = Field(default=None, pattern=_NAME)
-    type: str | None = Field(default=None, pattern=_NAME)
+    queue: str | None = Field(default=None, pattern=NAME_PATTERN)
+    type: str | None = Field(default=None, pattern=NAME_PATTERN)
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
     ids: list[int] | None = Field(default=None, max_length=MAX_BATCH)
@@ -211,14 +212,13 @@ class CleanRequest(BaseModel):
 
 
 class RedriveRequest(BaseModel):
-    """Retry failed jobs matching a filter, a batch at a time with a pause between batches."""
+    """Retry up to `limit` failed jobs matching a filter, in id order after `cursor`."""
 
     model_config = ConfigDict(extra="forbid")
 
     filter: JobFilter = Field(default_factory=JobFilter)
-    limit: int = Field(default=1000, ge=1, le=100_000)
-    batch_size: int = Field(default=100, ge=1, le=1000)
-    pause_ms: int = Field(default=100, ge=0, le=10_000)
+    limit: int = Field(default=100, ge=1, le=MAX_BATCH)
+    cursor: int | None = Field(default=None, ge=0, description="next_cursor of the last answer")
 
 
 class BulkRequest(BaseModel):

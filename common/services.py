@@ -2,35 +2,89 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from common.batcher import SubmitBatcher
-from common.redisqueue import RedisQueue
+from common.handlers import HandlerRegistry
+from common.manager import JobManager
+from common.runner import QueueSelection, Runner, Upkeep
 from common.settings import Settings
-from common.store import Store
+from common.upkeep.janitor import Janitor
+from common.upkeep.listener import EnqueueListener
+from common.upkeep.reconciler import Reconciler
+
+if TYPE_CHECKING:
+    from common.dispatch import PollingDispatcher
+    from common.store import Store
 
 
-@dataclass
 class Services:
-    settings: Settings
-    store: Store
-    queue: RedisQueue
-    _batcher: SubmitBatcher | None = None
+    """The job manager, and what is built on it: the API's batcher, runners, upkeep."""
+
+    def __init__(self, settings: Settings, manager: JobManager) -> None:
+        self.settings = settings
+        self.manager = manager
+        self._batcher: SubmitBatcher | None = None
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Services:
+        """Neither Postgres nor Redis needs to answer yet."""
+        return cls(settings, JobManager.connect(settings))
+
+    @property
+    def store(self) -> Store:
+        """For reads; every change of state goes through the manager."""
+        return self.manager.store
+
+    @property
+    def queue(self) -> PollingDispatcher:
+        """The dispatcher, for what it holds (depth); changes go through the manager."""
+        return self.manager.polling
 
     @property
     def batcher(self) -> SubmitBatcher:
         """Group commit for the API's submissions, started on first use."""
         if self._batcher is None:
-            self._batcher = SubmitBatcher(self.store, self.queue)
+            self._batcher = SubmitBatcher(self.manager)
         return self._batcher
 
-    @classmethod
-    def connect(cls, settings: Settings) -> Services:
-        """Build the pool and the Redis client; neither blocks if its server is down."""
-        store = Store(settings.database_url, settings.db_pool_min, settings.db_pool_max).open()
-        queue = RedisQueue(settings.redis_url, settings.redis_prefix)
-        return cls(settings, store, queue)
+    def upkeep(self) -> list[Upkeep]:
+        """The reconciler and the janitor, as every runner runs them."""
+        s = self.settings
+        return [
+            Reconciler(self.manager, s.reconcile_after_s, s.reconcile_batch),
+            Janitor(self.manager, s.janitor_interval_s),
+        ]
+
+    def runner(
+        self,
+        registry: HandlerRegistry,
+        queues: dict[str, int] | None = None,
+        *,
+        upkeep: list[Upkeep] | None = None,
+        listen: bool = True,
+        **options: Any,
+    ) -> Runner:
+        """A runner on these queues (name -> weight; None: every queue), with the upkeep and
+        the enqueue listener unless told otherwise; `options` go to Runner."""
+        s = self.settings
+        selection = QueueSelection(
+            queues, self.manager.queue_names, always=[s.default_queue], refresh_s=s.poll_interval_s
+        )
+        listener = EnqueueListener(self.manager, s.database_url) if listen else None
+        defaults: dict[str, Any] = {
+            "poll_interval_s": s.poll_interval_s,
+            "lease_s": s.lease_s,
+            "grace_s": s.grace_s,
+        }
+        return Runner(
+            self.manager,
+            registry,
+            queues=selection,
+            upkeep=self.upkeep() if upkeep is None else upkeep,
+            listener=listener,
+            **{**defaults, **options},
+        )
 
     def close(self) -> None:
-        self.store.close()
-        self.queue.close()
+        self.manager.close()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
-from common import jobs
 from common.models import BulkRequest, CleanRequest, JobFilter, RedriveRequest
 from common.services import Services
 from common.settings import Settings
@@ -55,45 +55,43 @@ def run_verb(settings: Settings, args: argparse.Namespace) -> int:
     request = BulkRequest(filter=job_filter(args), limit=args.limit)
 
     def work(s: Services) -> Any:
+        m = s.manager
         if args.command == "cancel":
-            cancelled, requested = jobs.cancel(s.store, s.queue, request.filter, request.limit)
+            cancelled, requested = m.cancel(request.filter, request.limit)
             return {"cancelled": cancelled, "cancel_requested": requested}
-        verb = {"retry": jobs.retry, "promote": jobs.promote, "remove": jobs.remove}[args.command]
-        return {args.command: verb(s.store, s.queue, request.filter, request.limit)}
+        verb = {"retry": m.retry, "promote": m.promote, "remove": m.remove}[args.command]
+        return {args.command: verb(request.filter, request.limit)}
 
     return _with_services(settings, work)
 
 
 def run_clean(settings: Settings, args: argparse.Namespace) -> int:
     request = CleanRequest(status=args.status, age_s=args.age_s, keep=args.keep, limit=args.limit)
-    return _with_services(settings, lambda s: {"removed": s.store.clean(args.queue, request)})
+    return _with_services(settings, lambda s: {"removed": s.manager.clean(args.queue, request)})
 
 
 def run_pause(settings: Settings, args: argparse.Namespace) -> int:
     paused = args.command == "pause"
 
     def work(s: Services) -> Any:
-        jobs.pause(s.store, s.queue, args.queue, paused)
+        s.manager.pause(args.queue, paused)
         return {"queue": args.queue, "paused": paused}
 
     return _with_services(settings, work)
 
 
 def run_redrive(settings: Settings, args: argparse.Namespace) -> int:
-    request = RedriveRequest(
-        filter=job_filter(args),
-        limit=args.limit,
-        batch_size=args.batch_size,
-        pause_ms=args.pause_ms,
-    )
+    request = RedriveRequest(filter=job_filter(args), limit=args.batch_size)
 
     def work(s: Services) -> Any:
-        total: list[int] = []
-        more = True
-        while more:  # bounded: each round retries `limit` failed jobs, which leave `failed`
-            ids, more = jobs.redrive(s.store, s.queue, request)
-            total += ids
-        return {"retried": len(total)}
+        retried, step = 0, request
+        while True:  # bounded: the cursor only moves forward, over a finite set of ids
+            done = s.manager.redrive(step)
+            retried += len(done.ids)
+            if done.next_cursor is None or not done.remaining or retried >= args.limit:
+                return {"retried": retried, "remaining": done.remaining}
+            step = step.model_copy(update={"cursor": done.next_cursor})
+            time.sleep(args.pause_ms / 1000)
 
     return _with_services(settings, work)
 
@@ -120,7 +118,7 @@ def add_admin_commands(sub: Any) -> None:
 
     redrive = sub.add_parser("redrive", help="retry failed jobs by filter, throttled")
     add_filter_args(redrive)
-    redrive.add_argument("--limit", type=int, default=1000, help="jobs per round")
-    redrive.add_argument("--batch-size", type=int, default=100)
-    redrive.add_argument("--pause-ms", type=int, default=100)
+    redrive.add_argument("--limit", type=int, default=100_000, help="jobs in all, at most")
+    redrive.add_argument("--batch-size", type=int, default=100, help="jobs per request")
+    redrive.add_argument("--pause-ms", type=int, default=100, help="pause between requests")
     redrive.set_defaults(func=run_redrive)

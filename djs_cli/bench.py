@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common.jobs import submit_many
 from common.models import JobSubmission
 from common.services import Services
 from common.settings import Settings
@@ -164,7 +163,7 @@ def _submit_due(system: BenchSystem, due: list[datetime]) -> dict[int, datetime]
         jobs = [JobSubmission(type="now", run_at=when) for when in due]
         stored = []
         for i in range(0, len(jobs), 1000):
-            stored += submit_many(services.store, services.queue, jobs[i : i + 1000])
+            stored += services.manager.enqueue(jobs[i : i + 1000])
     finally:
         services.close()
     return {s.job.id: s.job.run_at for s in stored if s.job.run_at}
@@ -225,17 +224,15 @@ def scenario_backlog(system: BenchSystem, quick: bool) -> Figures:
     total = 5_000 if quick else 1_000_000
     services = Services.connect(system.settings)
     try:
-        from common.jobs import pause
-
-        pause(services.store, services.queue, "default", True)
+        services.manager.pause("default", True)
         redis_before = _redis_used(system)
         for i in range(0, total, 1000):
             jobs = [JobSubmission(type="echo") for _ in range(min(1000, total - i))]
-            submit_many(services.store, services.queue, jobs)
+            services.manager.enqueue(jobs)
         memory = _memory(system, total, redis_before)
         system.checkpoint()  # the prefill's dirty pages are not the backlog's cost
         start = time.time()
-        pause(services.store, services.queue, "default", False)
+        services.manager.pause("default", False)
     finally:
         services.close()
     timeline = wait_finished(system, total, timeout_s=3600)

@@ -17,8 +17,8 @@ import psycopg
 import redis
 from psycopg import sql
 
-from common.migrate import migrate
 from common.settings import Settings
+from common.store.migrate import migrate
 
 
 def _free_port() -> int:

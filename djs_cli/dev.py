@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 
-from common.devservers import provide
-from common.migrate import migrate
 from common.settings import Settings
+from common.store.migrate import migrate
+from djs_cli.devservers import provide
 
 
 def run_dev(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,10 +14,10 @@ from typing import Any
 
 import psycopg
 
-from common.devservers import ensure_database
-from common.migrate import migrate
 from common.settings import Settings
+from common.store.migrate import migrate
 from djs_cli.admin import add_admin_commands
+from djs_cli.devservers import ensure_database
 
 
 def _signals_call(handler: Callable[[], None]) -> None:
@@ -97,39 +97,20 @@ def _in_thread(func: Callable[[], Any]) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from common.janitor import Janitor
-    from common.notify import EnqueueListener
-    from common.reconciler import Reconciler
-    from common.runner import Runner, Upkeep
+    from common.runner import parse_queues
     from common.services import Services
     from worker_app.app import registry
 
     for module in args.imports:  # extra handler modules register into the same registry
         importlib.import_module(module)
+    queues = parse_queues(args.queues) if args.queues else None
     services = Services.connect(settings)
-    store, queue = services.store, services.queue
-    upkeep: list[Upkeep] = [
-        Reconciler(store, queue, settings.reconcile_after_s, settings.reconcile_batch),
-        Janitor(store, queue, settings.janitor_interval_s),
-    ]
-    runner = Runner(
-        store,
-        queue,
-        registry,
-        queue_name=args.queue,
-        concurrency=args.concurrency,
-        burst=args.burst,
-        poll_interval_s=settings.poll_interval_s,
-        lease_s=settings.lease_s,
-        grace_s=settings.grace_s,
-        upkeep=upkeep,
-        listener=EnqueueListener(settings.database_url, queue),
-    )
+    runner = services.runner(registry, queues, concurrency=args.concurrency, burst=args.burst)
     _signals_call(runner.stop)
     logging.getLogger("djs").info(
-        "worker %s on queue %r, concurrency %d, handlers: %s",
+        "worker %s on %s, concurrency %d, handlers: %s",
         runner.worker_id,
-        args.queue,
+        f"queues {args.queues}" if queues else "every queue",
         args.concurrency,
         ", ".join(registry.types()),
     )
@@ -140,7 +121,6 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
-    from common.jobs import submit
     from common.models import JobSubmission
     from common.services import Services
 
@@ -160,7 +140,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     submission = JobSubmission.model_validate({k: v for k, v in fields.items() if v is not None})
     services = Services.connect(settings)
     try:
-        submitted = submit(services.store, services.queue, submission)
+        [submitted] = services.manager.enqueue([submission])
     finally:
         services.close()
     body = {
@@ -218,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run jobs from a queue")
-    worker.add_argument("--queue", default="default")
+    worker.add_argument(
+        "--queues",
+        metavar="NAME[:WEIGHT],...",
+        help="the queues to serve, with weights (default: every queue, weight 1)",
+    )
     worker.add_argument("--concurrency", type=int, default=8)
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     worker.add_argument(

@@ -15,9 +15,9 @@ from chalice.test import Client
 from psycopg import sql
 
 from api_app.factory import create_app
-from common.migrate import migrate
 from common.services import Services
 from common.settings import Settings
+from common.store.migrate import migrate
 
 ADMIN_URL = os.environ.get("DJS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("DJS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -104,7 +104,7 @@ def env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
     svc = Services.connect(settings)
-    svc.store.pool.wait(timeout=10)
+    svc.store.pools.durable.wait(timeout=10)
     yield svc
     svc.close()
 

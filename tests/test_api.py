@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
 from chalice.test import Client
 
 from api_app.factory import create_app
-from common.redisqueue import RedisQueue
 from common.services import Services
 from common.settings import Settings
-from common.store import Store
 from tests.conftest import post_json
 
 
@@ -158,11 +157,7 @@ def test_bad_query_and_path_params_are_422(client: Client) -> None:
 
 def test_redis_down_still_stores_the_job_durably(settings: Settings) -> None:
     """Our choice: Postgres is the record, so the job is kept and dispatched later."""
-    services = Services(
-        settings,
-        Store(settings.database_url).open(),
-        RedisQueue("redis://127.0.0.1:1/0", settings.redis_prefix),
-    )
+    services = Services.connect(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
         with Client(create_app(services)) as client:
             response = post_json(client, "/jobs", {"type": "echo"})
@@ -178,12 +173,9 @@ def test_redis_down_still_stores_the_job_durably(settings: Settings) -> None:
 
 
 def test_postgres_down_is_503_with_retry_after(settings: Settings) -> None:
-    services = Services(
-        settings,
-        Store("postgresql://postgres@127.0.0.1:1/none").open(),
-        RedisQueue(settings.redis_url, settings.redis_prefix),
-    )
-    services.store.pool.timeout = 0.5
+    down = "postgresql://postgres@127.0.0.1:1/none"  # nothing listens there
+    services = Services.connect(settings.model_copy(update={"database_url": down}))
+    services.store.pools.durable.timeout = 0.5
     try:
         with Client(create_app(services)) as client:
             response = post_json(client, "/jobs", {"type": "echo"})
@@ -195,6 +187,11 @@ def test_postgres_down_is_503_with_retry_after(settings: Settings) -> None:
                 redis.Redis.from_url(settings.redis_url).keys(f"{settings.redis_prefix}:*wait")
                 == []
             )
+            # Known to be down: every later request is answered at once, not after a wait.
+            started = time.monotonic()
+            for _ in range(5):
+                assert post_json(client, "/jobs", {"type": "echo"}).status_code == 503
             assert client.http.get("/health").status_code == 503
+            assert time.monotonic() - started < 1.0
     finally:
         services.close()

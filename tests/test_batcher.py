@@ -10,6 +10,7 @@ import pytest
 
 from common.batcher import SubmitBatcher
 from common.errors import Conflict, DependencyDown
+from common.manager import JobManager
 from common.models import JobSubmission
 from common.services import Services
 from common.store import Store
@@ -23,7 +24,7 @@ def _transactions(services: Services) -> int:
 
 
 def test_an_idle_batcher_writes_on_the_callers_thread(services: Services) -> None:
-    batcher = SubmitBatcher(services.store, services.queue)
+    batcher = SubmitBatcher(services.manager)
     threads_before = threading.active_count()
     [submitted] = batcher.submit([JobSubmission(type="echo", payload={"n": 1})])
     assert submitted.job.payload == {"n": 1} and submitted.created and submitted.dispatched
@@ -32,7 +33,7 @@ def test_an_idle_batcher_writes_on_the_callers_thread(services: Services) -> Non
 
 
 def test_concurrent_callers_share_statements_and_get_their_own_jobs(services: Services) -> None:
-    batcher = SubmitBatcher(services.store, services.queue)
+    batcher = SubmitBatcher(services.manager)
     callers = 64
     start = threading.Barrier(callers)
 
@@ -51,7 +52,7 @@ def test_concurrent_callers_share_statements_and_get_their_own_jobs(services: Se
 
 
 def test_one_callers_conflict_is_not_another_callers_error(services: Services) -> None:
-    batcher = SubmitBatcher(services.store, services.queue)
+    batcher = SubmitBatcher(services.manager)
     batcher.submit([JobSubmission(type="echo", payload={"v": 1}, idempotency_key="k")])
     callers = 32
     start = threading.Barrier(callers)
@@ -77,7 +78,7 @@ def test_one_callers_conflict_is_not_another_callers_error(services: Services) -
 def test_an_error_reaches_the_caller_and_the_next_call_is_not_stuck(services: Services) -> None:
     down = Store("postgresql://postgres@127.0.0.1:1/none").open()  # nothing listens there
     try:
-        batcher = SubmitBatcher(down, services.queue)
+        batcher = SubmitBatcher(JobManager(down, services.queue))
         for _ in range(2):  # a writer left marked busy would hang the second call
             with pytest.raises(DependencyDown):
                 batcher.submit([JobSubmission(type="echo")])

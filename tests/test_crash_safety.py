@@ -10,19 +10,18 @@ from typing import Any
 import psycopg
 
 from common.enqueue import enqueue
-from common.janitor import Janitor
-from common.jobs import submit_many
 from common.models import JobSubmission
-from common.notify import EnqueueListener
-from common.reconciler import Reconciler
 from common.runner import Runner
 from common.services import Services
+from common.upkeep.janitor import Janitor
+from common.upkeep.listener import EnqueueListener
+from common.upkeep.reconciler import Reconciler
 from tests import scripted
 
 
 def _runner(services: Services, **kw: Any) -> Runner:
     kw.setdefault("poll_interval_s", 0.05)
-    return Runner(services.store, services.queue, scripted.registry, **kw)
+    return services.runner(scripted.registry, upkeep=kw.pop("upkeep", []), listen=False, **kw)
 
 
 def _status(services: Services, job_id: int) -> str | None:
@@ -39,7 +38,7 @@ def _wait(predicate: Any, timeout_s: float = 10) -> None:
 
 
 def test_transactional_enqueue_dispatches_after_commit_only(services: Services) -> None:
-    listener = EnqueueListener(services.settings.database_url, services.queue)
+    listener = EnqueueListener(services.manager, services.settings.database_url)
     stop = threading.Event()
     thread = threading.Thread(target=listener.run, args=(stop,))
     thread.start()
@@ -76,13 +75,9 @@ def test_enqueue_joins_the_callers_transaction(services: Services) -> None:
 def test_reconciler_restores_every_job_after_flushall(services: Services) -> None:
     ids = [
         s.job.id
-        for s in submit_many(
-            services.store, services.queue, [JobSubmission(type="scripted") for _ in range(30)]
-        )
+        for s in services.manager.enqueue([JobSubmission(type="scripted") for _ in range(30)])
     ]
-    delayed = submit_many(
-        services.store, services.queue, [JobSubmission(type="scripted", delay_ms=400)]
-    )[0].job
+    delayed = services.manager.enqueue([JobSubmission(type="scripted", delay_ms=400)])[0].job
     services.queue.set_paused("default", True)
     services.store.set_paused("default", True)
     # What FLUSHALL does to this queue, without flushing the Redis the parallel tests share
@@ -90,7 +85,7 @@ def test_reconciler_restores_every_job_after_flushall(services: Services) -> Non
     prefix = services.settings.redis_prefix
     services.queue.redis.delete(*services.queue.redis.scan_iter(match=f"{prefix}:*"))
     time.sleep(0.6)
-    reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=7)
+    reconciler = Reconciler(services.manager, interval_s=0.5, batch=7)
     assert reconciler.run_once() == 30  # walked in batches of 7
     assert services.queue.claim("default", 100).ids == []  # the pause came back too
     services.queue.set_paused("default", False)
@@ -103,12 +98,10 @@ def test_reconciler_leaves_a_waiting_backlog_alone_and_finds_the_lost_job(
 ) -> None:
     """Old jobs still waiting in Redis are not lost: only the one whose push never happened is
     pushed, and the walk over the backlog is spread over runs, a few batches each."""
-    waiting = submit_many(
-        services.store, services.queue, [JobSubmission(type="scripted") for _ in range(40)]
-    )
+    waiting = services.manager.enqueue([JobSubmission(type="scripted") for _ in range(40)])
     lost = services.store.enqueue(JobSubmission(type="scripted"))[0]  # stored, never pushed
     time.sleep(0.6)
-    reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=10)
+    reconciler = Reconciler(services.manager, interval_s=0.5, batch=10)
     pushes = [reconciler.run_once(calm_batches=2) for _ in range(3)]
     assert pushes == [0, 0, 1]  # 20 waiting jobs per run, then the lost one
     assert reconciler.run_once() == 0  # the walk starts over; nothing else is missing
@@ -119,19 +112,17 @@ def test_reconciler_leaves_a_waiting_backlog_alone_and_finds_the_lost_job(
 def test_a_fenced_runner_changes_nothing(services: Services) -> None:
     """Runner A's lease lapses mid-job; the janitor hands the job to runner B; A's late
     completion is refused and the job has exactly one completed attempt."""
-    job = submit_many(
-        services.store,
-        services.queue,
+    job = services.manager.enqueue(
         [JobSubmission(type="scripted", payload={"plan": ["sleep:1", "ok"]})],
     )[0].job
     slow = _runner(services, lease_s=0.3, worker_id="A", concurrency=1)
     # A stops renewing: its heartbeat is silenced, as if the process were frozen.
-    slow._heartbeat = lambda: None  # type: ignore[method-assign]
+    slow._watcher.heartbeat = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=slow.run)
     thread.start()
     _wait(lambda: _status(services, job.id) == "active")
     time.sleep(0.4)
-    assert Janitor(services.store, services.queue).run_once() >= 1  # recovered as stalled
+    assert Janitor(services.manager).run_once() >= 1  # recovered as stalled
     _runner(services, burst=True, worker_id="B").run()
     _wait(lambda: slow.processed == 1)  # A's handler returned after B had finished
     slow.stop()
@@ -147,12 +138,12 @@ def test_a_fenced_runner_changes_nothing(services: Services) -> None:
 
 def test_long_jobs_keep_their_lease(services: Services) -> None:
     jobs = [JobSubmission(type="scripted", payload={"plan": ["sleep:0.9"]}) for _ in range(3)]
-    ids = [s.job.id for s in submit_many(services.store, services.queue, jobs)]
+    ids = [s.job.id for s in services.manager.enqueue(jobs)]
     runner = _runner(
         services,
         burst=True,
         lease_s=0.3,
-        upkeep=[Janitor(services.store, services.queue, interval_s=0.05)],
+        upkeep=[Janitor(services.manager, interval_s=0.05)],
     )
     runner.run()
     for job_id in ids:
@@ -161,9 +152,7 @@ def test_long_jobs_keep_their_lease(services: Services) -> None:
 
 
 def test_drain_releases_jobs_still_running_after_the_grace_period(services: Services) -> None:
-    quick, slow = submit_many(
-        services.store,
-        services.queue,
+    quick, slow = services.manager.enqueue(
         [
             JobSubmission(type="scripted", payload={"plan": ["sleep:0.1"]}),
             JobSubmission(type="scripted", payload={"plan": ["cancellable", "ok"]}, attempts=1),
@@ -187,10 +176,10 @@ def test_jobs_whose_runners_keep_dying_run_alone(services: Services) -> None:
     """A poison pill kills its runner and every job claimed with it. One death is usually the
     runner's own (a deploy, the OOM killer): recovered jobs run as usual. On their last
     stall before failing they run alone, so ordinary jobs are not failed with the pill."""
-    from common.jobs import ready_again
+    from common.records import ready_again
 
     jobs = [JobSubmission(type="scripted", payload={"plan": ["sleep:0.1"]}) for _ in range(6)]
-    ids = [s.job.id for s in submit_many(services.store, services.queue, jobs)]
+    ids = [s.job.id for s in services.manager.enqueue(jobs)]
     for death, suspects in ((1, None), (2, 3)):
         assert services.queue.claim("default", 3).ids == ids[:3]  # the runner that dies
         assert len(services.store.claim(ids[:3], f"dead-runner-{death}", lease_s=30)) == 3

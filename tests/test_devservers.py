@@ -17,7 +17,7 @@ import pytest
 import redis
 from psycopg import sql
 
-from common.devservers import (
+from djs_cli.devservers import (
     DevServices,
     ensure_database,
     postgres_answers,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from common.janitor import Janitor
 from common.runner import Runner
 from common.services import Services
+from common.upkeep.janitor import Janitor
 from tests import scripted
 from tests.conftest import post_json
 
@@ -46,10 +46,10 @@ def _fresh_starts() -> None:
 
 
 def run_burst(services: Services, **kw: Any) -> Runner:
-    runner = Runner(
-        services.store,
-        services.queue,
+    runner = services.runner(
         scripted.registry,
+        upkeep=[],
+        listen=False,
         burst=True,
         poll_interval_s=0.05,
         concurrency=kw.pop("concurrency", 4),
@@ -61,13 +61,12 @@ def run_burst(services: Services, **kw: Any) -> Runner:
 
 @pytest.fixture
 def background_runner(services: Services) -> Iterator[Runner]:
-    runner = Runner(
-        services.store,
-        services.queue,
+    runner = services.runner(
         scripted.registry,
+        listen=False,
         poll_interval_s=0.05,
         concurrency=4,
-        upkeep=[Janitor(services.store, services.queue, interval_s=0.1)],
+        upkeep=[Janitor(services.manager, interval_s=0.1)],
     )
     thread = threading.Thread(target=runner.run)
     thread.start()
@@ -332,7 +331,9 @@ def test_retry_gives_a_fresh_budget_and_keeps_history(client: Client, services: 
     assert response.status_code == 200 and body(response)["status"] == "pending"
     run_burst(services)
     done = job(client, created["id"])
-    assert done["status"] == "completed" and done["attempts_made"] == 3
+    # The manual retry opened a fresh budget of 2: one attempt of it is used, three in all.
+    assert done["status"] == "completed" and done["attempts_made"] == 1
+    assert done["attempts_total"] == 3 and done["max_attempts"] == 2
     assert [h["attempt"] for h in done["history"]] == [1, 2, 3]
     assert (
         client.http.post(f"/jobs/{created['id']}/retry").status_code == 200
@@ -394,7 +395,7 @@ def test_remove_deletes_history_and_refuses_active(
 def test_bulk_verbs_take_a_filter(client: Client, services: Services) -> None:
     failed = [submit(client, payload={"plan": ["fatal"]}, queue="bulk")["id"] for _ in range(3)]
     submit(client, payload={"plan": ["fatal"]}, queue="other")
-    run_burst(services, queue_name="bulk")
+    run_burst(services, queues={"bulk": 1})
     run_burst(services)
     empty = post_json(client, "/jobs/retry", {"filter": {}})
     assert empty.status_code == 422
@@ -417,24 +418,39 @@ def test_bulk_filter_by_created_range(client: Client) -> None:
     assert job(client, before)["status"] == "delayed"
 
 
-def test_redrive_retries_failed_jobs_in_throttled_batches(
+def test_redrive_pages_by_cursor_and_says_how_many_remain(
     client: Client, services: Services
 ) -> None:
     ids = [submit(client, payload={"plan": ["fatal", "ok"]})["id"] for _ in range(5)]
     run_burst(services)
-    started = time.monotonic()
-    response = post_json(
-        client,
-        "/jobs/redrive",
-        {"filter": {"type": "scripted"}, "batch_size": 2, "pause_ms": 100, "limit": 4},
-    )
-    result = body(response)
-    assert result["retried"] == 4 and result["more"] is True
-    assert time.monotonic() - started >= 0.2  # two pauses between three batches of 2, 2, ...
-    rest = body(post_json(client, "/jobs/redrive", {"filter": {"type": "scripted"}}))
-    assert rest["retried"] == 1 and rest["more"] is False
+    first = body(post_json(client, "/jobs/redrive", {"filter": {"type": "scripted"}, "limit": 4}))
+    assert first["ids"] == ids[:4] and first["next_cursor"] == ids[3]
+    assert first["remaining"] == 1 and first["more"] is True
+    request = {"filter": {"type": "scripted"}, "cursor": first["next_cursor"]}
+    rest = body(post_json(client, "/jobs/redrive", request))
+    assert rest["ids"] == [ids[4]] and rest["remaining"] == 0 and rest["more"] is False
     run_burst(services)
     assert {job(client, i)["status"] for i in ids} == {"completed"}
+
+
+def test_a_redrive_walk_takes_each_job_once_though_it_fails_again(
+    client: Client, services: Services
+) -> None:
+    """A job that fails again while the walk goes on is behind the cursor: it is not taken a
+    second time, and jobs after it are reached (before, the walk retried job 1 for ever)."""
+    ids = [submit(client, payload={"plan": ["fatal"] * 5})["id"] for _ in range(3)]
+    run_burst(services)
+    taken: list[int] = []
+    cursor = None
+    for _ in range(10):  # bounded: three jobs need three steps
+        step = body(post_json(client, "/jobs/redrive", {"limit": 1, "cursor": cursor}))
+        taken += step["ids"]
+        run_burst(services)  # the retried job fails again before the next step
+        if not step["more"]:
+            break
+        cursor = step["next_cursor"]
+    assert taken == ids
+    assert [job(client, i)["attempts_total"] for i in ids] == [2, 2, 2]
 
 
 def test_pause_holds_claims_but_accepts_submissions(client: Client, services: Services) -> None:
@@ -488,7 +504,7 @@ def test_retention_is_enforced_by_the_janitor(client: Client, services: Services
     submit(client, payload={"plan": ["fatal"]})
     run_burst(services)
     time.sleep(0.01)
-    Janitor(services.store, services.queue).run_once()
+    Janitor(services.manager).run_once()
     counts = services.store.queue_counts()["default"]
     assert counts == {"completed": 2}
     keys = services.queue.redis.keys(f"{services.settings.redis_prefix}:*")
@@ -499,7 +515,7 @@ def test_retention_is_enforced_by_the_janitor(client: Client, services: Services
 def test_janitor_marks_due_delayed_jobs_pending(client: Client, services: Services) -> None:
     created = submit(client, delay_ms=50)
     time.sleep(1.1)  # the janitor leaves the first second to the runners
-    Janitor(services.store, services.queue).run_once()
+    Janitor(services.manager).run_once()
     moved = job(client, created["id"])
     assert moved["status"] == "pending"
     assert moved["events"][-1] == {

@@ -215,13 +215,13 @@ class ModelJob:
 
 def check_budget(job: ModelJob, data: dict[str, Any], sql_offset: int) -> None:
     history = data["history"]
-    assert [h["attempt"] for h in history] == list(range(1, data["attempts_made"] + 1))
+    assert [h["attempt"] for h in history] == list(range(1, data["attempts_total"] + 1))
     assert sql_offset == job.offset, (job.id, sql_offset, job.offsets)
     used = sum(1 for h in history if h["attempt"] > job.offset)
     assert data["max_attempts"] == job.max_attempts
     assert 0 <= used <= data["max_attempts"], f"job {job.id}: {used} attempts in its budget"
     # Every attempt row is one run of the handler: nothing ran twice or unrecorded.
-    assert len(scripted.STARTS.get(job.id, [])) == data["attempts_made"], job.id
+    assert len(scripted.STARTS.get(job.id, [])) == data["attempts_total"], job.id
     unfinished = [h["attempt"] for h in history if h["finished_at"] is None]
     assert not unfinished, f"job {job.id}: attempts {unfinished} never finished"
 
@@ -290,7 +290,7 @@ def check_delays(job: ModelJob, data: dict[str, Any]) -> None:
 
 
 def check_model(job: ModelJob, data: dict[str, Any]) -> None:
-    seen = (data["status"], data["fail_reason"], data["attempts_made"], data["cancel_requested"])
+    seen = (data["status"], data["fail_reason"], data["attempts_total"], data["cancel_requested"])
     expected = (job.status, job.fail_reason, job.attempts, job.cancel_requested)
     assert seen == expected, f"job {job.id} (plan {job.plan}): {seen}, expected {expected}"
     rows = [(h["error_type"], h["outcome"]) for h in data["history"]]
@@ -347,10 +347,10 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     def _burst(self, during: Callable[[], None] | None = None) -> Runner:
         """Run a burst runner to the end (in a thread, so `during` can act meanwhile)."""
-        runner = Runner(
-            self.services.store,
-            self.services.queue,
+        runner = self.services.runner(
             scripted.registry,
+            upkeep=[],
+            listen=False,
             burst=True,
             poll_interval_s=0.02,
             concurrency=8,
@@ -489,7 +489,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert code == 409, answer
         else:
             assert code == 200 and answer["status"] == "pending", answer
-            assert answer["attempts_made"] == job.attempts, answer
+            assert answer["attempts_total"] == job.attempts, answer
             job.admin_retry()
 
     @rule(job_id=jobs)

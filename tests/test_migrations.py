@@ -9,8 +9,8 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from common.migrate import migrate
-from common.sqlfile import load_queries, migration_files
+from common.store.migrate import migrate
+from common.store.sqlfile import load_queries, migration_files
 from tests.conftest import _admin, db_url
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from common.redisqueue import Ready, RedisQueue
+from common.dispatch import RedisQueue
+from common.records import Ready
 from common.services import Services
 
 
@@ -87,11 +88,11 @@ def test_ack_forgets_claimed_ids_and_stale_active_entries_expire(services: Servi
 def test_enqueue_signals_idle_runners(services: Services) -> None:
     rq = q(services)
     start = time.monotonic()
-    rq.wait_for_work("default", 0.2)  # nothing pushed: waits the timeout
+    rq.wait_for_work(["default"], 0.2)  # nothing pushed: waits the timeout
     assert time.monotonic() - start >= 0.15
     rq.push([Ready(1, "default", 0)])
     start = time.monotonic()
-    rq.wait_for_work("default", 5)
+    rq.wait_for_work(["default"], 5)
     assert time.monotonic() - start < 1
 
 
@@ -101,12 +102,12 @@ def test_one_wake_up_token_is_passed_on_while_jobs_are_left(services: Services) 
     rq.push([Ready(i, "default", 0) for i in range(11, 21)])
     signal = rq.keys("default").signal
     assert rq.redis.llen(signal) == 1  # one idle runner looks, however many jobs came
-    rq.take_signal("default")
+    rq.take_signal(["default"])
     assert len(rq.claim("default", 15).ids) == 15  # five left: the next runner is woken
     assert rq.redis.llen(signal) == 1
     assert len(rq.claim("default", 15).ids) == 5  # none left: no stale wake-ups
     assert rq.redis.llen(signal) == 1
-    rq.take_signal("default")
+    rq.take_signal(["default"])
     rq.claim("default", 15)
     assert rq.redis.llen(signal) == 0
 

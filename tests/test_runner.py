@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from common.handlers import HandlerRegistry, Retry
-from common.jobs import submit
 from common.models import JobSubmission
 from common.runner import Runner
 from common.services import Services
@@ -17,11 +16,12 @@ from worker_app.app import registry
 
 
 def _submit(services: Services, job_type: str, **fields: Any) -> int:
-    return submit(services.store, services.queue, JobSubmission(type=job_type, **fields)).job.id
+    return services.manager.enqueue([JobSubmission(type=job_type, **fields)])[0].job.id
 
 
 def _runner(services: Services, reg: HandlerRegistry = registry, **kw: Any) -> Runner:
-    return Runner(services.store, services.queue, reg, burst=True, poll_interval_s=0.05, **kw)
+    kw.setdefault("upkeep", [])
+    return services.runner(reg, listen=False, burst=True, poll_interval_s=0.05, **kw)
 
 
 class _App:
@@ -95,7 +95,7 @@ def test_unknown_type_and_unserialisable_result_fail_clearly(services: Services)
 
 def test_stop_finishes_jobs_in_flight(services: Services) -> None:
     ids = [_submit(services, "sleep", payload={"seconds": 0.3}) for _ in range(3)]
-    runner = Runner(services.store, services.queue, registry, concurrency=3, poll_interval_s=0.05)
+    runner = services.runner(registry, upkeep=[], listen=False, concurrency=3, poll_interval_s=0.05)
     thread = threading.Thread(target=runner.run)
     thread.start()
     deadline = time.monotonic() + 5
@@ -109,11 +109,11 @@ def test_stop_finishes_jobs_in_flight(services: Services) -> None:
 
 
 def test_reconciler_pushes_jobs_redis_lost(services: Services) -> None:
-    from common.reconciler import Reconciler
+    from common.upkeep.reconciler import Reconciler
 
     job_id = services.store.enqueue(JobSubmission(type="echo"))[0].id  # stored, never pushed
     time.sleep(0.6)
-    reconciler = Reconciler(services.store, services.queue, interval_s=0.5, batch=10)
+    reconciler = Reconciler(services.manager, interval_s=0.5, batch=10)
     assert reconciler.run_once() == 1
     _runner(services).run()
     job = services.store.get(job_id)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from common.models import CleanRequest, JobFilter, JobSubmission, ListQuery
+from common.records import ClaimedJob, Completion, Failure, Lease
 from common.services import Services
-from common.store import ClaimedJob, Completion, Failure, Lease
 
 
 def _enqueue(services: Services, **fields: object) -> int:

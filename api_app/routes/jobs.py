@@ -6,14 +6,11 @@ from typing import Any
 
 from chalice.app import Blueprint
 
-from api_app.errors import api_view, job_id, json_body, json_response
-from common import jobs
+from api_app.errors import ANY_TYPE, api_view, job_id, json_body, json_response
 from common.errors import InvalidInput, NotFound
+from common.manager import Submitted
 from common.models import BatchSubmission, JobSubmission, ListQuery
 from common.services import Services
-
-# Chalice answers an unknown content type with its own 415 body; accept all, check in json_body.
-ANY_TYPE = ["*/*"]
 
 
 def _submission(request: Any) -> JobSubmission:
@@ -29,7 +26,7 @@ def _submission(request: Any) -> JobSubmission:
     return JobSubmission.model_validate(body)
 
 
-def _submitted(s: jobs.Submitted) -> dict[str, Any]:
+def _submitted(s: Submitted) -> dict[str, Any]:
     return {**s.job.model_dump(mode="json"), "created": s.created, "dispatched": s.dispatched}
 
 

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from chalice.app import Blueprint
 
-from api_app.errors import api_view, json_body, json_response
-from common import jobs
+from api_app.errors import ANY_TYPE, api_view, json_body, json_response
 from common.errors import InvalidInput
-from common.models import _NAME, JOB_STATUSES, CleanRequest, QueueSettings
+from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
 from common.services import Services
-
-ANY_TYPE = ["*/*"]
 
 
 def _queue_name(raw: str) -> str:
-    import re
-
-    if not re.match(_NAME, raw):
+    if not re.match(NAME_PATTERN, raw):
         raise InvalidInput("not a valid queue name", [{"path": "name", "message": raw}])
     return raw
 
 
 def queues_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
-    store, queue = services.store, services.queue
+    store, manager = services.store, services.manager
 
     def _describe(name: str, counts: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -49,13 +45,13 @@ def queues_routes(services: Services) -> Blueprint:
     @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def pause(name: str) -> Any:
-        jobs.pause(store, queue, _queue_name(name), True)
+        manager.pause(_queue_name(name), True)
         return json_response({"name": name, "paused": True})
 
     @bp.route("/queues/{name}/resume", methods=["POST"], content_types=ANY_TYPE)
     @api_view
     def resume(name: str) -> Any:
-        jobs.pause(store, queue, _queue_name(name), False)
+        manager.pause(_queue_name(name), False)
         return json_response({"name": name, "paused": False})
 
     @bp.route("/queues/{name}/settings", methods=["PUT"], content_types=ANY_TYPE)
@@ -69,7 +65,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def clean(name: str) -> Any:
         request = CleanRequest.model_validate(json_body(bp.current_request))
-        removed = store.clean(_queue_name(name), request)
+        removed = manager.clean(_queue_name(name), request)
         return json_response({"removed": removed})
 
     return bp

@@ -4,7 +4,7 @@
 
 Forks COUNT children, PARALLEL at a time; each submits one chaos_sleep job and dies:
 
-* after_commit: through common.jobs.submit_many with the crash point
+* after_commit: through JobManager.enqueue (common/manager.py) with the crash point
   `after_commit_before_push` armed, so it exits (70) between the Postgres commit and the
   Redis push. Only the reconciler can dispatch these jobs.
 * before_commit: through the transactional enqueue (common.enqueue) inside its own
@@ -26,7 +26,6 @@ from collections import Counter
 
 def _after_commit(n: int) -> None:
     from common import faults
-    from common.jobs import submit_many
     from common.models import JobSubmission
     from common.services import Services
     from common.settings import Settings
@@ -34,7 +33,7 @@ def _after_commit(n: int) -> None:
     faults.ARMED.add("after_commit_before_push")
     services = Services.connect(Settings())
     job = JobSubmission(type="chaos_sleep", payload={"ms": 20, "tag": "crashed", "n": n})
-    submit_many(services.store, services.queue, [job])  # dies inside
+    services.manager.enqueue([job])  # dies inside
 
 
 def _before_commit(n: int, out: int) -> None:
@@ -64,7 +63,7 @@ def _child(mode: str, n: int, out: int) -> None:
 def main(mode: str, count: int, parallel: int) -> dict[str, object]:
     # Import once in the parent: children start warm (fork copies the loaded modules).
     import common.enqueue
-    import common.jobs
+    import common.manager
     import common.services  # noqa: F401
 
     start = time.monotonic()

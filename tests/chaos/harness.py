@@ -30,7 +30,6 @@ from typing import Any
 import psycopg
 import redis
 
-from common.jobs import submit_many
 from common.models import JobOut, JobSubmission
 from common.services import Services
 from common.settings import Settings
@@ -145,7 +144,7 @@ class Cluster:
 
     def runner(self, name: str, concurrency: int = 8, **settings: Any) -> Proc:
         env = {**self.env, **{f"DJS_{k.upper()}": str(v) for k, v in settings.items()}}
-        args = ["worker", "--queue", "default", "--concurrency", str(concurrency)]
+        args = ["worker", "--queues", "default", "--concurrency", str(concurrency)]
         return self.start(name, [*args, "--import", HANDLERS], env)
 
     def api(self, port: int) -> Proc:
@@ -189,7 +188,7 @@ class Cluster:
         """Store and Redis queue in this process, on the cluster's servers."""
         svc = Services.connect(self.settings())
         try:
-            svc.store.pool.wait(timeout=10)
+            svc.store.pools.durable.wait(timeout=10)
             yield svc
         finally:
             svc.close()
@@ -512,7 +511,7 @@ def submit(svc: Services, jobs: list[JobSubmission]) -> list[JobOut]:
     """Submit through the library (Postgres commit, then Redis push), 1,000 per transaction."""
     out: list[JobOut] = []
     for i in range(0, len(jobs), 1000):
-        out += [s.job for s in submit_many(svc.store, svc.queue, jobs[i : i + 1000])]
+        out += [s.job for s in svc.manager.enqueue(jobs[i : i + 1000])]
     return out
 
 

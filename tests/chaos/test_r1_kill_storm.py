@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import time
 
-from common.lifecycle import backoff_ms
 from common.models import Backoff
+from common.runner.lifecycle import backoff_ms
 from tests.chaos.harness import (
     Cluster,
     Record,

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from common.migrate import migrate
+from common.store.migrate import migrate
 from tests.chaos.harness import (
     Cluster,
     PgServer,

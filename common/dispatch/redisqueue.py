@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import redis
 
+from common.dispatch.keys import QueueKeys
 from common.errors import DependencyDown
-from common.keys import QueueKeys
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A job to push: ready now when due is None, else at that time."""
-
-    id: int
-    queue: str
-    priority: int
-    due: datetime | None = None
-    # A job whose runners keep dying while running it may be what kills them: it waits in
-    # the queue's suspect set and runs alone on an idle runner, so it cannot take others
-    # down with it.
-    suspect: bool = False
-
-
-@dataclass(frozen=True)
-class Claimed:
-    ids: list[int]
-    next_due_in_ms: int | None  # how soon the next delayed job falls due, if there is one
-    isolated: bool = False  # ids is one suspect job, to be run alone
-    suspect_waiting: bool = False  # a suspect job waits for this runner to fall idle
+from common.records import Claimed, Ready
 
 
 def _script(name: str) -> str:
-    return resources.files("common").joinpath("lua", f"{name}.lua").read_text()
+    """A script of lua/, after the shared functions it may call (`_*.lua`)."""
+    folder = resources.files("common.dispatch").joinpath("lua")
+    shared = [f.read_text() for f in sorted(folder.iterdir(), key=str) if f.name.startswith("_")]
+    return "\n".join([*shared, folder.joinpath(f"{name}.lua").read_text()])
 
 
 @contextmanager
@@ -52,7 +31,8 @@ def _redis_errors() -> Iterator[None]:
 
 
 class RedisQueue:
-    """Enqueue, claim and ack job ids through the Lua scripts in common/lua/."""
+    """Enqueue, claim and ack job ids through the Lua scripts in common/dispatch/lua/; the
+    Dispatcher and PollingDispatcher of common/dispatch/protocol.py."""
 
     def __init__(self, redis_url: str, prefix: str, socket_timeout_s: float = 5.0) -> None:
         self.prefix = prefix
@@ -78,9 +58,7 @@ class RedisQueue:
         """Push jobs (any queues) in one pipelined round trip; return how many became ready."""
         by_queue: dict[str, list[Any]] = defaultdict(list)
         for job in jobs:
-            # Round up: Redis must never promote a job before Postgres's run_at.
-            due_ms = 0 if job.due is None else math.ceil(job.due.timestamp() * 1000)
-            by_queue[job.queue] += [job.id, job.priority, due_ms, int(job.suspect)]
+            by_queue[job.queue] += [job.id, job.priority, job.due_ms, int(job.suspect)]
         # One EVALSHA per queue; usually there is one queue, and a pipeline would cost a
         # SCRIPT EXISTS round trip per call.
         made_ready = 0
@@ -149,15 +127,16 @@ class RedisQueue:
                 self.redis.delete(k.paused)
                 self.redis.lpush(k.signal, 1)  # wake idle runners
 
-    def wait_for_work(self, queue: str, timeout_s: float) -> None:
-        """Block until an enqueue signals this queue, or the timeout passes."""
+    def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
+        """Block until an enqueue signals one of these queues, or the timeout passes."""
+        signals = [self.keys(q).signal for q in queues]
         with _redis_errors():
-            self.redis.blpop([self.keys(queue).signal], timeout=max(timeout_s, 0.001))
+            self.redis.blpop(signals, timeout=max(timeout_s, 0.001))
 
-    def take_signal(self, queue: str) -> bool:
-        """Non-blocking: was new work signalled for this queue?"""
+    def take_signal(self, queues: Sequence[str]) -> bool:
+        """Non-blocking: was new work signalled for one of these queues?"""
         with _redis_errors():
-            return self.redis.lpop(self.keys(queue).signal) is not None
+            return any(self.redis.lpop(self.keys(q).signal) is not None for q in queues)
 
     def depth(self, queue: str) -> dict[str, int]:
         """What Redis holds for a queue: ids waiting, delayed and claimed."""

@@ -5,8 +5,7 @@
 -- ARGV: quadruples of (id, priority, due_ms, suspect); due_ms = 0 means ready now;
 -- suspect = 1 for a ready job whose runner died running it (it will run alone).
 -- Returns the number of jobs made ready.
--- Wait score = (1000 - priority) * 2^43 + id: higher priority first, then FIFO by id,
--- exact in a double for ids below 2^43.
+-- Ready jobs are scored by wait_score (lua/_wait_score.lua).
 local ready = 0
 for i = 1, #ARGV, 4 do
   local id, prio, due = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -15,7 +14,7 @@ for i = 1, #ARGV, 4 do
     redis.call('HDEL', KEYS[3], id)
     local line = KEYS[1]
     if ARGV[i + 3] == '1' then line = KEYS[5] end
-    ready = ready + redis.call('ZADD', line, 'NX', (1000 - prio) * 8796093022208 + tonumber(id), id)
+    ready = ready + redis.call('ZADD', line, 'NX', wait_score(prio, id), id)
   else
     redis.call('ZADD', KEYS[2], due, id)
     if prio ~= 0 then redis.call('HSET', KEYS[3], id, prio) end

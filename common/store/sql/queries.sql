@@ -13,13 +13,21 @@ AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s::
 AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
 
 -- name: _delete_history
--- The history of the jobs a `gone` CTE deleted: their attempts and events (no foreign keys
+-- The history of the jobs a `moved` CTE deleted: their attempts and events (no foreign keys
 -- cascade them, see migration 004).
 attempts AS (
-    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM gone)
+    DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM moved)
 ), events AS (
-    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM moved)
 )
+
+-- name: _dispatch_columns
+-- What dispatch needs of a job a statement moved (common.records.Dispatch).
+id, queue, priority, status::text AS status, run_at
+
+-- name: _suspect
+-- A job on its last stall before failing runs alone (see recover_stalled).
+stalls >= greatest(1, max_stalls - 1) AS suspect
 
 -- name: enqueue_jobs
 -- Insert a batch as pending, or delayed when run_at is in the future. A job whose
@@ -214,7 +222,7 @@ WITH expired AS (
     FROM expired e
     WHERE j.id = e.id AND j.status = 'active'
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
-              j.stalls >= greatest(1, j.max_stalls - 1) AS suspect
+              {{suspect}}
 ), closed AS (
     UPDATE job_attempts a
     SET outcome = 'stalled', finished_at = now(), error_type = 'Stalled',
@@ -228,56 +236,145 @@ UPDATE jobs j SET progress = p.progress
 FROM unnest(%(ids)s::bigint[], %(progress)s::real[]) AS p(id, progress)
 WHERE j.id = p.id AND j.status = 'active' AND j.progress IS DISTINCT FROM p.progress;
 
--- name: retry_jobs
+-- Admin verbs. Each verb is one move (`_<verb>`) from the states it applies to
+-- (`_<verb>able`), written once and used two ways: by filter (`<verb>_jobs`, which skips rows
+-- locked by a runner for the moment) and for one job (`<verb>_job`, which waits for the row's
+-- lock and answers what it found, so a refusal names the state that caused it).
+-- A move's guard reads `target.found`, the status of the row as locked: a statement's own
+-- snapshot may predate a change that committed while it waited for the lock.
+
+-- name: _one_job
+-- The one job a single-job verb names, locked, with its current status.
+target AS (SELECT id AS target_id, status AS found FROM jobs WHERE id = %(id)s FOR UPDATE)
+
+-- name: _one_outcome
+-- No row: no such job. A row with id NULL: the verb did not apply to the status `found`.
+SELECT target.found::text AS found, moved.* FROM target LEFT JOIN moved ON true
+
+-- name: _retryable
+IN ('failed', 'cancelled', 'completed')
+
+-- name: _retry
 -- Admin retry: failed, cancelled or completed -> pending, with a fresh attempt budget.
 -- Earlier attempts stay as history.
 UPDATE jobs
 SET status = 'pending', attempt_offset = attempts, fail_reason = NULL, cancel_requested = false,
     stalls = 0,
     run_at = NULL, finished_at = NULL, result = NULL, updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs
-             WHERE ({{job_filter}}) AND status IN ('failed', 'cancelled', 'completed')
-             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, queue, priority, status::text AS status, run_at;
+FROM target WHERE jobs.id = target.target_id AND target.found {{retryable}}
+RETURNING {{dispatch_columns}}
 
--- name: promote_jobs
+-- name: retry_jobs
+WITH target AS (
+    SELECT id AS target_id, status AS found FROM jobs
+    WHERE ({{job_filter}}) AND status {{retryable}}
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), moved AS ({{retry}})
+SELECT * FROM moved;
+
+-- name: retry_job
+WITH {{one_job}}, moved AS ({{retry}})
+{{one_outcome}};
+
+-- name: redrive_jobs
+-- Admin redrive: retry failed jobs in id order after a cursor, so that one walk takes each
+-- job at most once, even one that fails again while the walk goes on.
+WITH target AS (
+    SELECT id AS target_id, status AS found FROM jobs
+    WHERE ({{job_filter}}) AND status = 'failed' AND id > %(after_id)s
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), moved AS ({{retry}})
+SELECT * FROM moved ORDER BY id;
+
+-- name: count_redrivable
+-- How many failed jobs a redrive walk has still ahead of its cursor.
+SELECT count(*) AS n FROM jobs
+WHERE ({{job_filter}}) AND status = 'failed' AND id > %(after_id)s;
+
+-- name: _promotable
+IN ('delayed')
+
+-- name: _promote
 -- Admin promote: delayed -> pending now.
 UPDATE jobs SET status = 'pending', run_at = NULL, updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status = 'delayed'
-             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, queue, priority, status::text AS status, run_at;
+FROM target WHERE jobs.id = target.target_id AND target.found {{promotable}}
+RETURNING {{dispatch_columns}}
 
--- name: cancel_jobs
+-- name: promote_jobs
+WITH target AS (
+    SELECT id AS target_id, status AS found FROM jobs
+    WHERE ({{job_filter}}) AND status {{promotable}}
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), moved AS ({{promote}})
+SELECT * FROM moved;
+
+-- name: promote_job
+WITH {{one_job}}, moved AS ({{promote}})
+{{one_outcome}};
+
+-- name: _cancellable
+IN ('pending', 'delayed')
+
+-- name: _cancel
 -- Admin cancel: pending or delayed -> cancelled.
 UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status IN ('pending', 'delayed')
-             ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, queue;
+FROM target WHERE jobs.id = target.target_id AND target.found {{cancellable}}
+RETURNING id, queue
+
+-- name: _request_cancel
+-- Admin cancel of an active job: its runner sees the flag and the handler can stop.
+UPDATE jobs SET cancel_requested = true, updated_at = now(), changed_by = 'api'
+FROM target WHERE jobs.id = target.target_id AND target.found = 'active'
+RETURNING id, queue
+
+-- name: cancel_jobs
+WITH target AS (
+    SELECT id AS target_id, status AS found FROM jobs
+    WHERE ({{job_filter}}) AND status {{cancellable}}
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), moved AS ({{cancel}})
+SELECT * FROM moved;
 
 -- name: request_cancel
--- Admin cancel of an active job: its runner sees the flag and the handler can stop. The
--- outer status check is re-evaluated on the locked row, so a job whose outcome committed
--- meanwhile is left alone.
-UPDATE jobs SET cancel_requested = true, updated_at = now(), changed_by = 'api'
-WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status = 'active'
-             ORDER BY id LIMIT %(limit)s)
-  AND status = 'active'
-RETURNING id, queue;
+-- Active jobs are not skipped while a heartbeat holds their lock: the request waits for it.
+WITH target AS (
+    SELECT id AS target_id, status AS found FROM jobs
+    WHERE ({{job_filter}}) AND status = 'active'
+    ORDER BY id LIMIT %(limit)s FOR UPDATE
+), moved AS ({{request_cancel}})
+SELECT * FROM moved;
+
+-- name: cancel_job
+-- One job: cancelled if waiting, flagged if active (at most one of the two moves applies).
+WITH {{one_job}}, cancelled AS ({{cancel}}), requested AS ({{request_cancel}})
+SELECT target.found::text AS found, cancelled.id AS cancelled, requested.id AS requested,
+       coalesce(cancelled.queue, requested.queue) AS queue
+FROM target LEFT JOIN cancelled ON true LEFT JOIN requested ON true;
+
+-- name: _removable
+IN ('pending', 'delayed', 'completed', 'failed', 'cancelled')
+
+-- name: _remove
+-- Admin remove: a job and its history (see _delete_history). Never an active job.
+DELETE FROM jobs USING target WHERE jobs.id = target.target_id AND target.found {{removable}}
+RETURNING id, queue
 
 -- name: remove_jobs
--- Admin remove: a job and its history (attempts and events). Never an active job.
-WITH gone AS (
-    DELETE FROM jobs
-    WHERE id IN (SELECT id FROM jobs WHERE ({{job_filter}}) AND status <> 'active'
-                 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-    RETURNING id, queue
-), {{delete_history}}
-SELECT id, queue FROM gone;
+WITH target AS (
+    SELECT id AS target_id, status AS found FROM jobs
+    WHERE ({{job_filter}}) AND status {{removable}}
+    ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), moved AS ({{remove}}), {{delete_history}}
+SELECT id, queue FROM moved;
+
+-- name: remove_job
+WITH {{one_job}}, moved AS ({{remove}}), {{delete_history}}
+{{one_outcome}};
 
 -- name: clean_older_than
 -- Remove one queue's finished jobs of one status older than age_s, with their history, a
 -- bounded batch at a time.
-WITH gone AS (
+WITH moved AS (
     DELETE FROM jobs
     WHERE id IN (SELECT id FROM jobs
                  WHERE queue = %(queue)s AND status = %(status)s::job_status
@@ -285,12 +382,12 @@ WITH gone AS (
                  ORDER BY finished_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
     RETURNING id
 ), {{delete_history}}
-SELECT id FROM gone;
+SELECT id FROM moved;
 
 -- name: clean_beyond_newest
 -- Remove one queue's finished jobs of one status beyond the newest `keep`, with their
 -- history, a batch at a time.
-WITH gone AS (
+WITH moved AS (
     DELETE FROM jobs
     WHERE id IN (SELECT id FROM jobs
                  WHERE queue = %(queue)s AND status = %(status)s::job_status
@@ -298,7 +395,7 @@ WITH gone AS (
                  FOR UPDATE SKIP LOCKED)
     RETURNING id
 ), {{delete_history}}
-SELECT id FROM gone;
+SELECT id FROM moved;
 
 -- name: promote_due
 -- Janitor: delayed jobs due for over a second -> pending, so the states tell the truth while
@@ -307,15 +404,14 @@ SELECT id FROM gone;
 UPDATE jobs SET status = 'pending', updated_at = now(), changed_by = 'janitor'
 WHERE id IN (SELECT id FROM jobs WHERE status = 'delayed' AND run_at <= now() - interval '1 s'
              ORDER BY run_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING id, queue, priority, status::text AS status, run_at;
+RETURNING {{dispatch_columns}};
 
 -- name: undispatched_jobs
 -- The next `limit` pending or delayed jobs after a cursor, in id order, each marked stale when
 -- untouched for a while: a candidate for a fresh push to Redis after a lost push or a Redis
 -- flush. The scan is bounded by `limit` whatever the jobs' ages, and each status is read
 -- from its own range of jobs_status_id, never by walking finished jobs.
-SELECT id, queue, priority, status::text AS status, run_at,
-       stalls >= greatest(1, max_stalls - 1) AS suspect,
+SELECT {{dispatch_columns}}, {{suspect}},
        updated_at < now() - %(older_than_s)s * interval '1 second' AS stale
 FROM ((SELECT * FROM jobs WHERE status = 'pending' AND id > %(after_id)s
        ORDER BY id LIMIT %(limit)s)
@@ -326,12 +422,24 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: waiting_jobs
--- One queue's pending and delayed jobs, oldest first: what a burst runner checks Redis
+-- Some queues' pending and delayed jobs, oldest first: what a burst runner checks Redis
 -- against before it exits.
-SELECT id, queue, priority, status::text AS status, run_at,
-       stalls >= greatest(1, max_stalls - 1) AS suspect
-FROM jobs WHERE queue = %(queue)s AND status IN ('pending', 'delayed')
+SELECT {{dispatch_columns}}, {{suspect}}
+FROM jobs WHERE queue = ANY(%(queues)s::text[]) AND status IN ('pending', 'delayed')
 ORDER BY id LIMIT %(limit)s;
+
+-- name: queue_names
+-- Every queue with jobs or settings: a loose index scan of jobs_queue_status_id, one probe
+-- per queue however many jobs it holds, plus the queues table.
+WITH RECURSIVE q AS (
+    (SELECT queue FROM jobs ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM jobs j WHERE j.queue > q.queue ORDER BY j.queue LIMIT 1)
+    FROM q WHERE q.queue IS NOT NULL
+)
+SELECT queue AS name FROM q WHERE queue IS NOT NULL
+UNION
+SELECT name FROM queues;
 
 -- name: try_lock
 -- Only one reconciler (or janitor) works at a time; the lock ends with the transaction.

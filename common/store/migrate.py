@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from common.sqlfile import migration_files
+from common.store.sqlfile import migration_files
 
 # Any constant works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 72450001

@@ -20,14 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.handlers import HandlerRegistry, JobContext, JobTimeout, NonRetryableError
+from common.handlers import (
+    DEFAULT_TIMEOUT_S,
+    HandlerRegistry,
+    JobContext,
+    JobTimeout,
+    NonRetryableError,
+)
 from common.models import unstorable_json
-from common.store import ClaimedJob
+from common.records import ClaimedJob
 
 log = logging.getLogger("djs.executor")
-
-# Used when neither the job nor its handler names a timeout.
-DEFAULT_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ if redis.call('EXISTS', KEYS[5]) == 1 then return {now, -1, 0} end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   local prio = tonumber(redis.call('HGET', KEYS[3], id) or '0')
-  redis.call('ZADD', KEYS[1], 'NX', (1000 - prio) * 8796093022208 + tonumber(id), id)
+  redis.call('ZADD', KEYS[1], 'NX', wait_score(prio, id), id)
 end
 if #due > 0 then
   redis.call('ZREM', KEYS[2], unpack(due))

@@ -1,0 +1,311 @@
+"""The job manager: the only code that pairs a guarded Postgres statement with a dispatch.
+
+Every change of a job's state happens here, in the same order: write Postgres first (the
+truth; a guarded statement that moves only the rows in the state it expects), then tell the
+dispatcher. A dispatch that fails is not an error: the reconciler pushes again what Postgres
+holds. The verbs are named like the SQL blocks of common/store/sql/queries.sql.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
+from common.errors import Conflict, DependencyDown, NotFound
+from common.faults import crash_point
+from common.models import CleanRequest, JobDetail, JobFilter, JobOut, JobSubmission, RedriveRequest
+from common.records import (
+    Claimed,
+    ClaimedJob,
+    Completion,
+    Dispatch,
+    Failure,
+    Lease,
+    Ready,
+    ready_again,
+)
+from common.settings import Settings
+from common.store import Store
+
+log = logging.getLogger("djs.manager")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: JobOut
+    created: bool  # False: an idempotent replay of an earlier submission
+    dispatched: bool  # False: stored durably, dispatch deferred to the reconciler
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim on one queue gave a runner: jobs now active, and what Redis said."""
+
+    jobs: list[ClaimedJob]
+    popped: Claimed
+
+
+@dataclass(frozen=True)
+class Redriven:
+    ids: list[int]
+    next_cursor: int | None  # pass back as `cursor` to go on; None: nothing was retried
+    remaining: int  # failed jobs matching the filter after next_cursor
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    job: JobDetail
+    requested: bool  # True: it was active; its handler is asked to stop
+
+
+class JobManager:
+    """Writes to the store, then dispatches; built once (see common/services.py)."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+
+    @classmethod
+    def connect(cls, settings: Settings) -> JobManager:
+        """The Postgres pools and the Redis client; neither blocks if its server is down."""
+        store = Store(settings.database_url, settings.db_pool_min, settings.db_pool_max).open()
+        return cls(store, RedisQueue(settings.redis_url, settings.redis_prefix))
+
+    def close(self) -> None:
+        self.store.close()
+        self.dispatcher.close()
+
+    @property
+    def polling(self) -> PollingDispatcher:
+        """The dispatcher as local runners use it (claim, ack, wait)."""
+        if not isinstance(self.dispatcher, PollingDispatcher):
+            raise TypeError(f"{type(self.dispatcher).__name__} cannot be polled by a runner")
+        return self.dispatcher
+
+    # --- dispatch, best effort -------------------------------------------------------------
+
+    def dispatch(self, ready: Sequence[Ready]) -> bool:
+        """Push jobs the store holds; False if the dispatcher is down (the reconciler pushes
+        them later)."""
+        if not ready:
+            return True
+        try:
+            self.dispatcher.push(ready)
+        except DependencyDown as exc:
+            log.warning("%d jobs stored, dispatch deferred: %s", len(ready), exc.message)
+            return False
+        return True
+
+    def _redispatch(self, moved: list[Dispatch]) -> list[Dispatch]:
+        self.dispatch(ready_again(moved))
+        return moved
+
+    def _forget(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Drop ids from dispatch; harmless if it fails, since claims are guarded."""
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for row in rows:
+            by_queue[str(row["queue"])].append(int(row["id"]))
+        try:
+            for name, ids in by_queue.items():
+                self.dispatcher.forget(name, ids)
+        except DependencyDown as exc:
+            log.warning("could not drop %d ids from dispatch: %s", len(rows), exc.message)
+
+    def _ack(self, jobs: Sequence[ClaimedJob | tuple[str, int]]) -> None:
+        """Tell the dispatcher these claims are settled in Postgres, queue by queue."""
+        by_queue: dict[str, list[int]] = defaultdict(list)
+        for job in jobs:
+            queue, job_id = (job.queue, job.id) if isinstance(job, ClaimedJob) else job
+            by_queue[queue].append(job_id)
+        for queue, ids in by_queue.items():
+            self.polling.ack(queue, ids)
+
+    # --- submissions -----------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[JobSubmission]) -> list[Submitted]:
+        """Store all jobs or none in one transaction, then push the new ones in one round trip.
+
+        If Postgres is down nothing is written: DependencyDown is raised.
+        """
+        stored = self.store.enqueue_many(jobs)
+        crash_point("after_commit_before_push")
+        new = [job for job, created in stored if created]
+        dispatched = self.dispatch([Ready(j.id, j.queue, j.priority, j.run_at) for j in new])
+        return [Submitted(job, created, dispatched or not created) for job, created in stored]
+
+    # --- the runner's transitions ------------------------------------------------------------
+
+    def claim(self, queue: str, count: int, worker: str, lease_s: float, idle: bool) -> Claim:
+        """Pop up to `count` ids, then move those still runnable to active with a lease."""
+        popped = self.polling.claim(queue, count, idle=idle)
+        if not popped.ids:
+            return Claim([], popped)
+        jobs = self.store.claim(popped.ids, worker, lease_s)
+        # Ids Postgres refused are not ours to run (done, cancelled, duplicate delivery).
+        refused = set(popped.ids) - {job.id for job in jobs}
+        if refused:
+            self.polling.ack(queue, sorted(refused))
+        return Claim(jobs, popped)
+
+    def record(self, done: Sequence[Completion], failed: Sequence[Failure]) -> int:
+        """complete + fail: record outcomes (raises DependencyDown if Postgres is down, so
+        the caller can wait and try again); return how many their lease fence refused."""
+        applied = self.store.complete(done)
+        moved = self.store.fail(failed)
+        self._redispatch(moved)
+        return len(done) - len(applied) + len(failed) - len(moved)
+
+    def settle(self, jobs: Sequence[ClaimedJob]) -> None:
+        """After record: the claims are settled, Redis may forget them."""
+        try:
+            self._ack(jobs)
+        except DependencyDown as exc:  # their active entries expire on their own
+            log.warning("recorded %d jobs but %s", len(jobs), exc.message)
+
+    def renew(self, leases: Sequence[Lease], lease_s: float) -> dict[int, bool]:
+        return self.store.renew(leases, lease_s)
+
+    def save_progress(self, progress: dict[int, float]) -> None:
+        self.store.save_progress(progress)
+
+    def release(self, jobs: Sequence[ClaimedJob]) -> int:
+        """active -> pending for jobs a draining runner gives back; return how many."""
+        released = self._redispatch(self.store.release([job.lease for job in jobs]))
+        self._ack(jobs)
+        return len(released)
+
+    def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> None:
+        self.polling.wait_for_work(queues, timeout_s)
+
+    def take_signal(self, queues: Sequence[str]) -> bool:
+        return self.polling.take_signal(queues)
+
+    def queue_names(self) -> list[str]:
+        return self.store.queue_names()
+
+    # --- upkeep ------------------------------------------------------------------------------
+
+    def exclusive(self, lock: str) -> AbstractContextManager[bool]:
+        """One holder at a time across all processes ("janitor", "reconcile")."""
+        return self.store.exclusive(lock)
+
+    def promote_due(self, limit: int) -> int:
+        """Due delayed jobs -> pending in Postgres (Redis promotes them on its own clock)."""
+        return len(self.store.promote_due(limit))
+
+    def recover_stalled(self, limit: int) -> int:
+        """Jobs whose lease expired -> pending again (or failed, stalled too often)."""
+        recovered = self._redispatch(self.store.recover_stalled(limit))
+        if recovered:
+            log.warning("recovered %d stalled jobs", len(recovered))
+        return len(recovered)
+
+    def reconcile(
+        self, older_than_s: float, after_id: int, limit: int
+    ) -> tuple[int, int, int] | None:
+        """Push again the untouched waiting jobs after `after_id` that Redis lacks; return
+        (cursor, how many it lacked, how many became ready now), or None if another process
+        is reconciling."""
+        found = self.store.undispatched(older_than_s, after_id, limit)
+        if found is None:
+            return None
+        cursor, stale = found
+        lost = self.dispatcher.missing(ready_again(stale))
+        return cursor, len(lost), self.dispatcher.push(lost)
+
+    def reconcile_queues(self, queues: Sequence[str], limit: int = 1000) -> int:
+        """Push these queues' waiting jobs that Redis lacks, however recent; return how many
+        (a burst runner asks before it exits)."""
+        lost = self.dispatcher.missing(ready_again(self.store.waiting(queues, limit)))
+        self.dispatcher.push(lost)
+        return len(lost)
+
+    def restore_pauses(self) -> None:
+        """A flushed Redis forgets pauses; Postgres remembers them."""
+        for name, settings in self.store.queue_settings().items():
+            if settings["paused"]:
+                self.dispatcher.set_paused(name, True)
+
+    # --- admin verbs -------------------------------------------------------------------------
+
+    def retry(self, job_filter: JobFilter, limit: int) -> list[int]:
+        """failed, cancelled or completed -> pending, with a fresh attempt budget."""
+        return [d.id for d in self._redispatch(self.store.retry(job_filter, limit))]
+
+    def promote(self, job_filter: JobFilter, limit: int) -> list[int]:
+        """delayed -> pending now."""
+        return [d.id for d in self._redispatch(self.store.promote(job_filter, limit))]
+
+    def cancel(self, job_filter: JobFilter, limit: int) -> tuple[list[int], list[int]]:
+        """Cancel waiting jobs and ask active ones to stop; return (cancelled, requested)."""
+        cancelled, requested = self.store.cancel(job_filter, limit)
+        self._forget(cancelled)
+        return [r["id"] for r in cancelled], [r["id"] for r in requested]
+
+    def remove(self, job_filter: JobFilter, limit: int) -> list[int]:
+        """Delete jobs and their history; active jobs are never removed."""
+        removed = self.store.remove(job_filter, limit)
+        self._forget(removed)
+        return [r["id"] for r in removed]
+
+    def retry_one(self, job_id: int) -> JobDetail:
+        self._redispatch([Dispatch(**_moved(self.store.retry_one(job_id), job_id, "retry"))])
+        return self._current(job_id)
+
+    def promote_one(self, job_id: int) -> JobDetail:
+        self._redispatch([Dispatch(**_moved(self.store.promote_one(job_id), job_id, "promote"))])
+        return self._current(job_id)
+
+    def cancel_one(self, job_id: int) -> Cancelled:
+        row = self.store.cancel_one(job_id)
+        moved = _moved(
+            row and {**row, "id": row["cancelled"] or row["requested"]}, job_id, "cancel"
+        )
+        if not moved["requested"]:
+            self._forget([moved])
+        return Cancelled(self._current(job_id), requested=bool(moved["requested"]))
+
+    def remove_one(self, job_id: int) -> None:
+        self._forget([_moved(self.store.remove_one(job_id), job_id, "remove")])
+
+    def _current(self, job_id: int) -> JobDetail:
+        job = self.store.get(job_id)
+        if job is None:  # removed in the instant since the verb
+            raise NotFound(f"job {job_id} not found", {"id": job_id})
+        return job
+
+    def redrive(self, request: RedriveRequest) -> Redriven:
+        """Retry up to `limit` failed jobs by filter after the request's cursor, in id order:
+        a walk that passes each answer's cursor back takes every job at most once."""
+        job_filter = request.filter.model_copy(update={"status": "failed"})
+        after = request.cursor or 0
+        moved = self._redispatch(self.store.redrive(job_filter, after, request.limit))
+        cursor = moved[-1].id if moved else None
+        remaining = self.store.count_redrivable(job_filter, cursor or after)
+        return Redriven([d.id for d in moved], cursor, remaining)
+
+    def clean(self, queue: str, request: CleanRequest) -> int:
+        """Remove finished jobs by age or beyond the newest N (nothing to dispatch)."""
+        return self.store.clean(queue, request)
+
+    def pause(self, queue: str, paused: bool) -> None:
+        """Pause or resume a queue: Postgres keeps the setting, the dispatcher enforces it."""
+        self.store.set_paused(queue, paused)
+        self.dispatcher.set_paused(queue, paused)
+
+
+def _moved(row: dict[str, Any] | None, job_id: int, verb: str) -> dict[str, Any]:
+    """The row a single-job verb moved; NotFound or Conflict (naming the state) if none."""
+    if row is None:
+        raise NotFound(f"job {job_id} not found", {"id": job_id})
+    if row["id"] is None:
+        found = row["found"]
+        raise Conflict(
+            f"cannot {verb} job {job_id}: it is {found}", {"id": job_id, "status": found}
+        )
+    return {k: v for k, v in row.items() if k not in ("found", "cancelled")}

@@ -1,0 +1,83 @@
+"""Which queues a runner serves, and in what order it looks at them.
+
+`--queues emails:3,default` serves those queues, emails three times as often as default when
+both have work. With no list a runner serves every queue, each with weight 1: the queues
+Postgres knows (looked up again every `refresh_s`), and never fewer than it has seen.
+The order is a smooth weighted round robin (nginx's): over any stretch of claims each queue
+comes first in proportion to its weight, and no queue waits behind a burst of another.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+
+from common.errors import InvalidInput
+from common.models import NAME_PATTERN
+
+MAX_WEIGHT = 100
+
+
+def parse_queues(spec: str) -> dict[str, int]:
+    """`a:3,b` -> {"a": 3, "b": 1}; InvalidInput names the entry that is wrong. A name may
+    hold colons: only digits after the last one are a weight."""
+    weights: dict[str, int] = {}
+    for entry in (e.strip() for e in spec.split(",")):
+        name, _, digits = entry.rpartition(":")
+        if not (name and digits.isdigit()):
+            name, digits = entry, "1"
+        weight = int(digits)
+        if not re.match(NAME_PATTERN, name) or not 1 <= weight <= MAX_WEIGHT:
+            raise InvalidInput(
+                f"not a queue: {entry!r} (NAME or NAME:WEIGHT, weight 1-{MAX_WEIGHT})",
+                [{"path": "queues", "message": entry}],
+            )
+        weights[name] = weight
+    return weights
+
+
+class QueueSelection:
+    """The queues to look at, in this turn's order."""
+
+    def __init__(
+        self,
+        weights: dict[str, int] | None,
+        discover: Callable[[], Sequence[str]] | None = None,
+        always: Sequence[str] = ("default",),
+        refresh_s: float = 1.0,
+    ) -> None:
+        self.fixed = weights is not None
+        self.weights: dict[str, int] = dict(weights) if weights else dict.fromkeys(always, 1)
+        self._discover = discover
+        self._refresh_s = refresh_s
+        self._refreshed = 0.0 if not self.fixed else float("inf")
+        self._current: dict[str, int] = dict.fromkeys(self.weights, 0)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.weights)
+
+    def refresh(self) -> None:
+        """Serving every queue: add the queues Postgres knows now (at most every refresh_s)."""
+        if self.fixed or self._discover is None:
+            return
+        if time.monotonic() - self._refreshed < self._refresh_s:
+            return
+        self._refreshed = time.monotonic()
+        for name in self._discover():
+            if name not in self.weights:
+                self.weights[name] = 1
+                self._current[name] = 0
+
+    def order(self) -> list[str]:
+        """Every queue once, the one whose turn it is first (smooth weighted round robin)."""
+        if len(self.weights) == 1:
+            return self.names
+        total = sum(self.weights.values())
+        for name, weight in self.weights.items():
+            self._current[name] += weight
+        first = max(self._current, key=lambda n: self._current[n])
+        self._current[first] -= total
+        rest = sorted((n for n in self.weights if n != first), key=lambda n: -self._current[n])
+        return [first, *rest]

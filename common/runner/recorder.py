@@ -1,0 +1,110 @@
+"""The runner's recorder: attempts' outcomes, written to Postgres in batches, never dropped."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+
+from common.errors import DependencyDown
+from common.manager import JobManager
+from common.reconnect import ReconnectBackoff
+from common.records import Completion, Failure
+from common.runner import lifecycle
+from common.runner.executor import Outcome
+
+log = logging.getLogger("djs.runner")
+
+_RECORD_BATCH = 500
+
+
+class Recorder:
+    """Takes outcomes from the job threads; one thread writes them, up to 500 per batch."""
+
+    def __init__(self, manager: JobManager, on_recorded: Callable[[int], None]) -> None:
+        self.manager = manager
+        self.on_recorded = on_recorded
+        self._outcomes: queue.Queue[Outcome | None] = queue.Queue()
+
+    def put(self, outcome: Outcome) -> None:
+        self._outcomes.put(outcome)
+
+    def finish(self) -> None:
+        """Record what is queued, then end run()."""
+        self._outcomes.put(None)
+
+    def run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._record(batch)
+
+    def _next_batch(self) -> list[Outcome] | None:
+        first = self._outcomes.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < _RECORD_BATCH:
+            try:
+                more = self._outcomes.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._outcomes.put(None)  # keep the sentinel for the next turn
+                break
+            batch.append(more)
+        return batch
+
+    def _record(self, batch: list[Outcome]) -> None:
+        completions = [_completion(o) for o in batch if o.error is None]
+        failures = [_failure(o) for o in batch if o.error is not None]
+        self._persist(completions, failures)
+        self.manager.settle([o.job for o in batch])
+        self.on_recorded(len(batch))
+
+    def _persist(self, completions: list[Completion], failures: list[Failure]) -> None:
+        """Write outcomes to Postgres, waiting out an outage: an outcome is never dropped.
+
+        While Postgres is down the leases run out; if it stays down past them, the janitor
+        recovers the jobs and these writes are refused by their fence, as they must be.
+        """
+        backoff = ReconnectBackoff()
+        while True:
+            try:
+                stale = self.manager.record(completions, failures)
+                break
+            except DependencyDown as exc:
+                delay = backoff.next_delay()
+                log.warning("cannot record outcomes: %s; retrying in %.2f s", exc.message, delay)
+                time.sleep(delay)
+        if stale:
+            log.warning("%d outcomes refused by their lease fence (job no longer ours)", stale)
+
+
+def _text(value: str) -> str:
+    """Postgres text cannot hold NUL; an error message or log line might."""
+    return value.replace("\x00", "\\x00")
+
+
+def _completion(outcome: Outcome) -> Completion:
+    ctx, job = outcome.context, outcome.job
+    logs = [_text(line) for line in ctx.logs]
+    return Completion(job.id, job.lease_token, outcome.result, logs, ctx.progress_pct)
+
+
+def _failure(outcome: Outcome) -> Failure:
+    error, job, ctx = outcome.error, outcome.job, outcome.context
+    assert error is not None
+    decision = lifecycle.decide(
+        error, job.attempt - job.attempt_offset, job.attempts_left, job.backoff
+    )
+    return Failure(
+        job_id=job.id,
+        token=job.lease_token,
+        error_type=type(error).__name__,
+        message=_text(str(error)),
+        traceback=_text(outcome.traceback),
+        retry_in_ms=decision.retry_in_ms,
+        reason=decision.reason,
+        logs=[_text(line) for line in ctx.logs],
+        progress=ctx.progress_pct,
+    )

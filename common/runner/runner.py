@@ -1,0 +1,229 @@
+"""The local runner: claim -> run -> record -> schedule retry, with many jobs per round trip.
+
+Threads: the main loop claims (this module); a pool of job threads runs handlers
+(executor.py); the recorder writes outcomes in batches (recorder.py); the watcher enforces
+timeouts, renews leases and runs the upkeep (watch.py); the listener pushes jobs committed
+through the transactional enqueue (common/upkeep/listener.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common.errors import DependencyDown
+from common.handlers import HandlerRegistry
+from common.manager import JobManager
+from common.reconnect import ReconnectBackoff
+from common.runner.executor import JobExecutor
+from common.runner.queues import QueueSelection
+from common.runner.recorder import Recorder
+from common.runner.watch import Upkeep, Watcher
+from common.upkeep.listener import EnqueueListener
+
+log = logging.getLogger("djs.runner")
+
+_REDIS_TIMER_SLACK_MS = 120  # Redis may time a blocked client out this late (hz = 10)
+_SIGNAL_POLL_S = 0.002  # in the last stretch before a due job, look for new work this often
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _Round:
+    """One look at every served queue: did it start work, and when is the next due job."""
+
+    popped: bool = False
+    suspect_waiting: bool = False
+    next_due_in_ms: int | None = None
+
+
+class Runner:
+    """Runs its queues' jobs on a pool of threads until stopped (or, in burst mode, idle)."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        registry: HandlerRegistry,
+        *,
+        queues: QueueSelection | None = None,
+        concurrency: int = 8,
+        burst: bool = False,
+        poll_interval_s: float = 1.0,
+        lease_s: float = 30.0,
+        grace_s: float = 25.0,
+        upkeep: Sequence[Upkeep] = (),
+        listener: EnqueueListener | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.queues = queues or QueueSelection(None, manager.queue_names)
+        self.concurrency = concurrency
+        self.burst = burst
+        self.poll_interval_s = poll_interval_s
+        self.lease_s = lease_s
+        self.grace_s = grace_s
+        self.listener = listener
+        self.worker_id = worker_id or default_worker_id()
+        self._recorder = Recorder(manager, self._recorded)
+        self._executor = JobExecutor(registry, concurrency, self._recorder.put)
+        self._watcher = Watcher(manager, self._executor, lease_s, upkeep)
+        self._slots = threading.Condition()
+        self._inflight = 0
+        self._exclusive = False  # a suspect job runs, or waits for us to fall idle
+        self._stop = threading.Event()
+        self._done = threading.Event()  # set once the run is over: background threads end
+        self._claim_backoff = ReconnectBackoff()
+        self.processed = 0
+        self.released = 0
+
+    def stop(self) -> None:
+        """Stop claiming; jobs in flight get `grace_s` to finish before their leases go back."""
+        self._stop.set()
+        with self._slots:
+            self._slots.notify_all()
+
+    def run(self) -> None:
+        recorder = threading.Thread(target=self._recorder.run, name="djs-recorder", daemon=True)
+        watcher = threading.Thread(
+            target=self._watcher.run, args=(self._stop, self._done), name="djs-watch", daemon=True
+        )
+        background = [recorder, watcher]
+        if self.listener:
+            target, args = self.listener.run, (self._done,)
+            background.append(threading.Thread(target=target, args=args, daemon=True))
+        for thread in background:
+            thread.start()
+        try:
+            while not self._stop.is_set() and self._step():
+                pass
+        finally:
+            self._stop.set()
+            self._drain()
+            self._executor.shutdown()
+            self._done.set()
+            self._recorder.finish()
+            # Joined before the caller closes the pools: no upkeep runs on a closed store.
+            recorder.join()
+            watcher.join()
+
+    def _recorded(self, count: int) -> None:
+        with self._slots:
+            self._inflight -= count
+            self.processed += count
+            self._slots.notify_all()
+
+    def _drain(self) -> None:
+        """Wait up to grace_s for jobs in flight; then hand the rest back to Postgres at once."""
+        deadline = time.monotonic() + self.grace_s
+        with self._slots:
+            while self._inflight > 0 and time.monotonic() < deadline:
+                self._slots.wait(0.05)
+        if self._inflight > 0:
+            self._release_unfinished()
+
+    def _release_unfinished(self) -> None:
+        left = self._executor.abandon_all()
+        try:
+            self.released = self.manager.release(left)
+        except DependencyDown as exc:
+            # The leases expire instead: the janitor recovers the jobs as stalled.
+            log.warning("could not release %d jobs: %s", len(left), exc.message)
+        log.warning("grace period over: released %d unfinished jobs", self.released)
+        with self._slots:
+            self._inflight -= len(left)
+
+    # --- claim ---------------------------------------------------------------------------
+
+    def _step(self) -> bool:
+        """One turn of the loop; False when burst mode finds nothing left to do."""
+        free = self._wait_for_free_slots()
+        if free == 0:
+            return True
+        idle = self._inflight == 0
+        try:
+            self.queues.refresh()
+            turn = self._claim_round(free, idle)
+            if turn.popped or turn.suspect_waiting:
+                pass
+            elif self.burst and idle and turn.next_due_in_ms is None:
+                return self._pushed_jobs_redis_lacked()
+            else:
+                self._idle(turn.next_due_in_ms)
+            self._claim_backoff.reset()
+        except DependencyDown as exc:
+            delay = self._claim_backoff.next_delay()
+            log.warning("%s; retrying in %.2f s", exc.message, delay)
+            self._stop.wait(delay)
+        return True
+
+    def _claim_round(self, free: int, idle: bool) -> _Round:
+        """Claim from the first queue in this turn's order that has work."""
+        turn = _Round()
+        for name in self.queues.order():
+            claim = self.manager.claim(name, free, self.worker_id, self.lease_s, idle)
+            popped = claim.popped
+            if popped.isolated or popped.suspect_waiting:
+                # A suspect job runs alone: claim nothing else until it (or, first, what is
+                # in flight now) is done.
+                self._exclusive = True
+            if claim.jobs:
+                with self._slots:
+                    self._inflight += len(claim.jobs)
+                for job in claim.jobs:
+                    self._executor.submit(job)
+            due, soonest = popped.next_due_in_ms, turn.next_due_in_ms
+            if due is not None:
+                turn.next_due_in_ms = due if soonest is None else min(due, soonest)
+            turn.popped = bool(popped.ids)
+            turn.suspect_waiting = popped.suspect_waiting
+            if turn.popped or turn.suspect_waiting:
+                break
+        return turn
+
+    def _pushed_jobs_redis_lacked(self) -> bool:
+        """Burst mode ends when Redis holds nothing more; Postgres must agree. Pending or
+        delayed jobs it holds that Redis lacks (a lost push) are pushed again and the run
+        goes on, instead of leaving them to a reconciler that may never run."""
+        lost = self.manager.reconcile_queues(self.queues.names)
+        if lost:
+            log.warning("burst: %d jobs were missing from Redis; pushed them again", lost)
+        return bool(lost)
+
+    def _idle(self, next_due_in_ms: int | None) -> None:
+        """Sleep until new work is signalled or the next delayed job falls due.
+
+        Redis checks blocking timeouts only about every 100 ms (its `hz`), so a BLPOP alone
+        would start a delayed job up to 100 ms late: block in Redis until shortly before the
+        due time, then wait out the rest here in short steps that still notice new work.
+        """
+        names = self.queues.names
+        if next_due_in_ms is None or next_due_in_ms / 1000 > self.poll_interval_s:
+            self.manager.wait_for_work(names, self.poll_interval_s)
+            return
+        if next_due_in_ms > _REDIS_TIMER_SLACK_MS:
+            self.manager.wait_for_work(names, (next_due_in_ms - _REDIS_TIMER_SLACK_MS) / 1000)
+            return
+        due = time.monotonic() + next_due_in_ms / 1000
+        while not self.manager.take_signal(names):
+            left = due - time.monotonic()
+            if left <= 0 or self._stop.wait(min(left, _SIGNAL_POLL_S)):
+                return
+
+    def _wait_for_free_slots(self) -> int:
+        with self._slots:
+            if self._exclusive:
+                if self._inflight > 0:
+                    self._slots.wait(self.poll_interval_s)
+                    return 0
+                self._exclusive = False
+            if self._inflight >= self.concurrency and not self._stop.is_set():
+                self._slots.wait(self.poll_interval_s)
+            return self.concurrency - self._inflight

@@ -1,0 +1,1 @@
+"""Background upkeep inside every runner: the janitor, the reconciler and the listener."""
