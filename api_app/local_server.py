@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
 
 import chalice.local as chalice_local
 from chalice.app import Chalice
@@ -54,6 +57,21 @@ def tune_chalice_local() -> None:
     handler.disable_nagle_algorithm = True
     handler._send_error_response = FastRequestHandler._send_error_response  # type: ignore[method-assign]
     chalice_local.ThreadedHTTPServer.request_queue_size = _BACKLOG
+    if os.environ.get("CHALICE_WORKER"):
+        _exit_with_parent()
+
+
+def _exit_with_parent(poll_s: float = 0.2) -> None:
+    """`chalice local` reloads by serving from a child process; a SIGTERM to the parent left
+    that child serving for ever. The child leaves as soon as its parent is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="djs-parent-watch", daemon=True).start()
 
 
 def make_server(app: Chalice, host: str, port: int) -> chalice_local.LocalDevServer:

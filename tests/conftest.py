@@ -41,7 +41,8 @@ def _admin(statement: sql.Composable) -> None:
 
 @pytest.fixture(scope="session")
 def template_db(worker_id: str) -> Iterator[str]:
-    name = f"djs_test_template_{worker_id}"
+    # Unique per run: two test runs against one server must not drop each other's template.
+    name = f"djs_test_template_{uuid.uuid4().hex[:8]}_{worker_id}"
     _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(db_url(name), autocommit=True) as conn:

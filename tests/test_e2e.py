@@ -79,3 +79,40 @@ def test_stock_chalice_local_serves_the_api_with_our_fixes(
         client.close()
     finally:
         stop(process)
+
+
+def test_chalice_local_with_its_reloader_stops_on_sigterm(
+    settings: Settings, env: dict[str, str]
+) -> None:
+    """With autoreload (the default) the server runs in a child process, which used to keep
+    serving after the parent got SIGTERM."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    port = free_port()
+    chalice = Path(sys.executable).with_name("chalice")
+    process = subprocess.Popen(
+        [str(chalice), "local", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1] / "api_app",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_health(port, timeout_s=60)
+    finally:
+        stop(process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _answers(port):
+        time.sleep(0.2)
+    assert not _answers(port), "the reloader's child still serves after SIGTERM"
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -119,7 +119,10 @@ def test_worker_is_scalable(compose_config: dict[str, Any]) -> None:
     assert "container_name" not in worker, "a fixed container_name prevents --scale worker=N"
     assert not _published_ports(worker), "host ports on the worker prevent --scale worker=N"
     assert worker.get("stop_grace_period") == "30s"
-    assert worker.get("command", [])[:2] == ["djs", "worker"]
+    command = worker.get("command", [])
+    assert command[:2] == ["djs", "worker"]
+    # A runner given one queue left jobs of every other queue pending for ever.
+    assert not any(arg.startswith("--queue") for arg in command), command
 
 
 def test_startup_ordering(compose_config: dict[str, Any]) -> None:

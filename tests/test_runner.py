@@ -162,3 +162,14 @@ def test_results_and_errors_postgres_would_refuse_do_not_stop_the_runner(
     assert services.store.status_of(fine) == "completed"
     escaped_job = services.store.get(escaped)
     assert escaped_job is not None and escaped_job.result == {"text": "\\u0000"}
+
+
+def test_a_burst_run_returns_after_its_background_threads(services: Services) -> None:
+    """The upkeep must not run on pools the caller closes after run() returns: a burst worker
+    logged "janitor skipped: postgres is unavailable" on a clean exit."""
+    _submit(services, "echo")
+    runner = services.runner(registry, listen=True, burst=True, poll_interval_s=0.05)
+    runner.run()
+    assert runner.processed == 1
+    alive = [t.name for t in threading.enumerate() if t.name in ("djs-watch", "djs-recorder")]
+    assert alive == []

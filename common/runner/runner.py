@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from common.errors import DependencyDown
 from common.handlers import HandlerRegistry
@@ -24,12 +25,17 @@ from common.runner.executor import JobExecutor
 from common.runner.queues import QueueSelection
 from common.runner.recorder import Recorder
 from common.runner.watch import Upkeep, Watcher
-from common.upkeep.listener import EnqueueListener
 
 log = logging.getLogger("djs.runner")
 
 _REDIS_TIMER_SLACK_MS = 120  # Redis may time a blocked client out this late (hz = 10)
 _SIGNAL_POLL_S = 0.002  # in the last stretch before a due job, look for new work this often
+
+
+class Listener(Protocol):
+    """Runs beside the runner until `stop` is set (common/upkeep/listener.py)."""
+
+    def run(self, stop: threading.Event) -> None: ...
 
 
 def default_worker_id() -> str:
@@ -60,7 +66,7 @@ class Runner:
         lease_s: float = 30.0,
         grace_s: float = 25.0,
         upkeep: Sequence[Upkeep] = (),
-        listener: EnqueueListener | None = None,
+        listener: Listener | None = None,
         worker_id: str | None = None,
     ) -> None:
         self.manager = manager
