@@ -18,8 +18,9 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/djs dev
 
-## Lint, type-check and run every test against real PostgreSQL and Redis: the parallel
-## suite first, then the serial one (the short chaos suite, the bench smoke test) alone.
+## Lint, type-check, check the layers (import-linter), and run every test against real
+## PostgreSQL and Redis: the parallel suite first, then the serial one (the short chaos
+## suite, the bench smoke test) alone.
 test: lint
 	$(BIN)/pytest -n auto -m "not serial"
 	$(BIN)/pytest -p no:xdist -m serial
@@ -33,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy common api_app worker_app djs_cli
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .djs .pytest_cache .mypy_cache .ruff_cache *.egg-info
