@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import csv
+import http.client
 import json
+import os
+import socket
 import time
-import urllib.request
-from pathlib import Path
+import urllib.parse
 from typing import Any
 
 from chalice.app import Blueprint
 
 from common.handlers import NonRetryableError
+from worker_app.config import HandlerSettings
+from worker_app.handlers import guards
 from worker_app.registry import registry
 
 bp = Blueprint(__name__)
+
+_settings: list[HandlerSettings] = []
+
+
+def configure(handler_settings: HandlerSettings) -> None:
+    """What the handlers may touch; worker_app/app.py calls it once at start-up."""
+    _settings[:] = [handler_settings]
+
+
+def settings() -> HandlerSettings:
+    if not _settings:
+        configure(HandlerSettings())
+    return _settings[0]
 
 
 @registry.handler(bp, "echo", timeout_s=10)
@@ -31,16 +48,21 @@ def now(event: dict[str, Any], context: Any) -> Any:
 
 @registry.handler(bp, "sleep", timeout_s=600)
 def sleep(event: dict[str, Any], context: Any) -> Any:
-    """Sleep for payload.seconds (default 1), then report how long it slept."""
-    seconds = float(event["payload"].get("seconds", 1))
-    time.sleep(seconds)
+    """Sleep for payload.seconds (default 1, at most the time the attempt has left), in short
+    steps that notice a cancel request, then report how long it slept."""
+    seconds = _number(event["payload"], "seconds", default=1.0)
+    end = time.monotonic() + min(seconds, context.get_remaining_time_in_millis() / 1000)
+    while not context.cancelled and (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1))
+    if context.cancelled:
+        raise NonRetryableError("cancelled while sleeping")
     return {"slept_s": seconds}
 
 
 @registry.handler(bp, "fail", timeout_s=10)
 def fail(event: dict[str, Any], context: Any) -> Any:
     """Raise on purpose: payload.message, and non-retryable when payload.fatal is true."""
-    message = str(event["payload"].get("message", "failed on purpose"))
+    message = str(event["payload"].get("message", "failed on purpose"))[:1000]
     if event["payload"].get("fatal"):
         raise NonRetryableError(message)
     raise RuntimeError(message)
@@ -48,40 +70,74 @@ def fail(event: dict[str, Any], context: Any) -> Any:
 
 @registry.handler(bp, "webhook", timeout_s=30)
 def webhook(event: dict[str, Any], context: Any) -> Any:
-    """POST payload.body as JSON to payload.url with a timeout; 4xx is not worth retrying."""
+    """POST payload.body as JSON to payload.url, a public address only (see guards.py) unless
+    DJS_WEBHOOK_ALLOW lists it. Redirects are not followed: a 3xx is the result. 4xx is not
+    worth retrying; 5xx is retried."""
     payload = event["payload"]
-    url = str(payload["url"])
-    if not url.startswith(("http://", "https://")):
-        raise NonRetryableError(f"webhook url must be http(s): {url!r}")
-    remaining_s = context.get_remaining_time_in_millis() / 1000
-    timeout_s = min(float(payload.get("timeout_s", 5)), remaining_s)
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload.get("body", {})).encode(),
-        headers={"Content-Type": "application/json", "X-Djs-Job-Id": str(event["job_id"])},
-        method="POST",
+    url = urllib.parse.urlsplit(str(payload.get("url", "")))
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise NonRetryableError(f"webhook url must be http(s) with a host: {payload.get('url')!r}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    address = guards.vetted_address(url.hostname, port, settings().allowed_targets())
+    timeout_s = min(
+        _number(payload, "timeout_s", 5.0), context.get_remaining_time_in_millis() / 1000
     )
+    connection_class = (
+        http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    )
+    conn = connection_class(url.hostname, port, timeout=max(timeout_s, 0.001))
+    # Connect to the address that was checked, not to the name resolved a second time; TLS
+    # still verifies the certificate against the host name.
+    conn._create_connection = lambda _, *args: socket.create_connection((address, port), *args)  # type: ignore[attr-defined]
+    body = json.dumps(payload.get("body", {})).encode()
+    headers = {"Content-Type": "application/json", "X-Djs-Job-Id": str(event["job_id"])}
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return {"status": response.status, "body": response.read(4096).decode(errors="replace")}
-    except urllib.error.HTTPError as exc:
-        if 400 <= exc.code < 500:
-            raise NonRetryableError(f"webhook answered {exc.code}") from exc
-        raise
+        conn.request(
+            "POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body, headers
+        )
+        response = conn.getresponse()
+        text = response.read(4096).decode(errors="replace")
+    finally:
+        conn.close()
+    if 400 <= response.status < 500:
+        raise NonRetryableError(f"webhook answered {response.status}")
+    if response.status >= 500:
+        raise RuntimeError(f"webhook answered {response.status}")
+    result: dict[str, Any] = {"status": response.status, "body": text}
+    if 300 <= response.status < 400:
+        result["location"] = response.getheader("Location")
+    return result
 
 
 @registry.handler(bp, "csv_report", timeout_s=120)
 def csv_report(event: dict[str, Any], context: Any) -> Any:
-    """Write payload.rows (a list of objects) as CSV to payload.path; return rows and bytes."""
+    """Write payload.rows (a list of objects) as CSV to payload.path, a relative .csv path
+    below the reports directory (DJS_REPORTS_DIR); return the path, rows and bytes."""
     payload = event["payload"]
     rows = payload.get("rows", [])
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise NonRetryableError("payload.rows must be a list of objects")
-    path = Path(str(payload["path"]))
-    columns = sorted({key for row in rows for key in row})
+    base = settings().reports_dir
+    base.mkdir(parents=True, exist_ok=True)
+    path = guards.report_path(base, str(payload.get("path", "")))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as out:
+    # Checked again: a directory on the way may have been swapped for a symlink meanwhile.
+    path = guards.report_path(base, str(payload.get("path", "")))
+    columns = sorted({str(key) for row in rows for key in row})
+    with os.fdopen(guards.open_new_file(path), "w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    return {"path": str(path), "rows": len(rows), "bytes": path.stat().st_size}
+    return {
+        "path": str(path.relative_to(base.resolve())),
+        "rows": len(rows),
+        "bytes": path.stat().st_size,
+    }
+
+
+def _number(payload: dict[str, Any], key: str, default: float) -> float:
+    """A finite, non-negative number from the payload; NonRetryableError otherwise."""
+    value = payload.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        raise NonRetryableError(f"payload.{key} must be a number from 0 to 1e9: {value!r}")
+    return float(value)
