@@ -13,6 +13,7 @@ from chalice.app import Response
 from pydantic import ValidationError
 
 from common.errors import Conflict, DependencyDown, DjsError, InvalidInput, NotFound
+from common.limits import BIGINT
 
 log = logging.getLogger("djs.api")
 
@@ -100,12 +101,17 @@ def json_body(request: Any) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack
+        raise MalformedJson("the body nests too deeply to parse") from exc
 
 
 def job_id(raw: str) -> int:
-    """A path id; anything but a positive integer is a 422 naming the field."""
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidInput("id must be a positive integer", [{"path": "id", "message": raw}])
+    """A path id; anything but an integer from 1 to 2^63 - 1 is a 422 naming the field."""
+    # The length first: int() of thousands of digits is slow, and refused beyond 4,300.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 1 <= int(raw) <= BIGINT:
+        raise InvalidInput(
+            f"id must be an integer from 1 to {BIGINT}", [{"path": "id", "message": raw[:40]}]
+        )
     return int(raw)
 
 

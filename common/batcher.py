@@ -5,7 +5,8 @@ an idle API answers as fast as without batching). Requests that arrive while a w
 progress queue up; when it ends, the oldest of them becomes the next writer and takes
 everything queued (up to max_jobs) into one statement (one commit, one WAL flush) and one
 push. If a combined batch fails for a reason that belongs to one request (an idempotency
-clash), each request is retried alone, so one request's error never becomes another's.
+clash, a value Postgres refuses), each request is retried alone, so one request's error never
+becomes another's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
-from common.errors import Conflict
+from common.errors import Conflict, InvalidInput
 from common.manager import JobManager, Submitted
 from common.models import JobSubmission
 
@@ -89,10 +90,12 @@ class SubmitBatcher:
         jobs = [job for request in batch for job in request.jobs]
         try:
             submitted = self.manager.enqueue(jobs)
-        except Conflict as exc:
+        except (Conflict, InvalidInput) as exc:
+            # Refused before anything was written: one request's error must not become its
+            # neighbours', so each request is tried alone.
             if len(batch) == 1:
                 self._settle(batch[0], error=exc)
-            else:  # find whose it is: each request alone
+            else:
                 for request in batch:
                     self._alone(request)
             return

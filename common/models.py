@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
+
+from common import limits
 
 JobStatus = Literal["pending", "delayed", "active", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
@@ -16,23 +25,21 @@ FailReason = Literal["exhausted", "non_retryable", "timeout", "stalled", "cancel
 
 # Queue and type names end up in Redis keys and URLs: keep them plain.
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-MAX_BATCH = 1000
+MAX_BATCH = limits.MAX_BATCH
+# Body integers are strict: `true` and `5.0` are not integers.
+Int = Annotated[int, Strict()]
+Id = Annotated[int, Field(ge=1, le=limits.BIGINT)]
 
 
 def unstorable_json(value: Any) -> str | None:
-    """Why Postgres's jsonb would refuse this JSON value, or None: it has no NaN or Infinity,
-    and no NUL character in any string."""
-    if isinstance(value, str):
-        return "the NUL character (\\u0000)" if "\x00" in value else None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"the number {value} (JSON has no NaN or Infinity)"
-    if isinstance(value, dict):
-        items: Any = (x for pair in value.items() for x in pair)
-    elif isinstance(value, (list, tuple)):
-        items = value
-    else:
-        return None
-    return next((reason for item in items if (reason := unstorable_json(item))), None)
+    """Why a JSON value cannot be stored (common/limits.py), or None."""
+    return limits.json_problem(value)
+
+
+def _check_time(when: datetime | None, window: timedelta | None) -> datetime | None:
+    if when is not None and (reason := limits.time_problem(when, window)):
+        raise ValueError(reason)
+    return when
 
 
 class Backoff(BaseModel):
@@ -41,8 +48,8 @@ class Backoff(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["exponential", "fixed"] = "exponential"
-    delay_ms: int = Field(default=1000, ge=0, le=7 * 24 * 3600 * 1000)
-    max_delay_ms: int | None = Field(default=None, ge=0)
+    delay_ms: Int = Field(default=1000, ge=0, le=limits.MAX_BACKOFF_MS)
+    max_delay_ms: Int | None = Field(default=None, ge=0, le=limits.MAX_BACKOFF_MS)
     jitter: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
@@ -54,10 +61,10 @@ class JobSubmission(BaseModel):
     type: str = Field(pattern=NAME_PATTERN, description="The handler that runs the job.")
     payload: dict[str, Any] = Field(default_factory=dict)
     queue: str = Field(default="default", pattern=NAME_PATTERN)
-    priority: int = Field(default=0, ge=0, le=1000, description="Higher runs first.")
-    attempts: int = Field(default=3, ge=1, le=100, description="Maximum attempts.")
+    priority: Int = Field(default=0, ge=0, le=1000, description="Higher runs first.")
+    attempts: Int = Field(default=3, ge=1, le=100, description="Maximum attempts.")
     backoff: Backoff = Field(default_factory=Backoff)
-    delay_ms: int | None = Field(default=None, ge=0, le=365 * 24 * 3600 * 1000)
+    delay_ms: Int | None = Field(default=None, ge=0, le=365 * 24 * 3600 * 1000)
     run_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with a time zone.")
     timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
@@ -73,10 +80,15 @@ class JobSubmission(BaseModel):
 
     @field_validator("idempotency_key")
     @classmethod
-    def _no_nul(cls, key: str | None) -> str | None:
-        if key and "\x00" in key:
-            raise ValueError("idempotency_key contains the NUL character, which Postgres refuses")
+    def _storable_key(cls, key: str | None) -> str | None:
+        if key and (reason := limits.text_problem(key)):
+            raise ValueError(f"idempotency_key contains {reason}, which Postgres cannot store")
         return key
+
+    @field_validator("run_at")
+    @classmethod
+    def _sane_run_at(cls, when: datetime | None) -> datetime | None:
+        return _check_time(when, limits.TIME_WINDOW)
 
     @model_validator(mode="after")
     def _one_delay(self) -> JobSubmission:
@@ -168,14 +180,19 @@ class JobFilter(BaseModel):
     type: str | None = Field(default=None, pattern=NAME_PATTERN)
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
-    ids: list[int] | None = Field(default=None, max_length=MAX_BATCH)
+    ids: list[Id] | None = Field(default=None, max_length=MAX_BATCH)
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _sane_time(cls, when: datetime | None) -> datetime | None:
+        return _check_time(when, window=None)
 
 
 class ListQuery(JobFilter):
     """Query string of `GET /jobs`."""
 
     limit: int = Field(default=50, ge=1, le=500)
-    cursor: int | None = Field(default=None, ge=1)
+    cursor: int | None = Field(default=None, ge=1, le=limits.BIGINT)
 
 
 class Retention(BaseModel):
@@ -183,8 +200,8 @@ class Retention(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    age_s: int | None = Field(default=None, ge=0)
-    count: int | None = Field(default=None, ge=0)
+    age_s: Int | None = Field(default=None, ge=0, le=limits.MAX_AGE_S)
+    count: Int | None = Field(default=None, ge=0, le=limits.MAX_KEEP)
 
 
 class QueueSettings(BaseModel):
@@ -200,9 +217,9 @@ class CleanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["completed", "failed", "cancelled"]
-    age_s: int | None = Field(default=None, ge=0)
-    keep: int | None = Field(default=None, ge=0)
-    limit: int = Field(default=10_000, ge=1, le=1_000_000)
+    age_s: Int | None = Field(default=None, ge=0, le=limits.MAX_AGE_S)
+    keep: Int | None = Field(default=None, ge=0, le=limits.MAX_KEEP)
+    limit: Int = Field(default=10_000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _age_or_keep(self) -> CleanRequest:
@@ -217,8 +234,10 @@ class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filter: JobFilter = Field(default_factory=JobFilter)
-    limit: int = Field(default=100, ge=1, le=MAX_BATCH)
-    cursor: int | None = Field(default=None, ge=0, description="next_cursor of the last answer")
+    limit: Int = Field(default=100, ge=1, le=MAX_BATCH)
+    cursor: Int | None = Field(
+        default=None, ge=0, le=limits.BIGINT, description="next_cursor of the last answer"
+    )
 
 
 class BulkRequest(BaseModel):
@@ -227,7 +246,7 @@ class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filter: JobFilter
-    limit: int = Field(default=1000, ge=1, le=100_000)
+    limit: Int = Field(default=1000, ge=1, le=limits.MAX_BULK)
 
     @model_validator(mode="after")
     def _filter_names_something(self) -> BulkRequest:

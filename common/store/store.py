@@ -13,6 +13,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb, set_json_loads
 
 from common import fastjson
+from common.errors import InvalidInput
 from common.models import (
     CleanRequest,
     JobDetail,
@@ -80,9 +81,15 @@ class Store:
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[JobSubmission]) -> list[tuple[JobOut, bool]]:
-        """Store all jobs or none, in one transaction, in order (see insert_jobs)."""
-        with self.connection() as conn:
-            return insert_jobs(conn, jobs)
+        """Store all jobs or none, in one transaction, in order (see insert_jobs). A value
+        Postgres refuses (the models check what they can first) is InvalidInput: nothing
+        was written."""
+        try:
+            with self.connection() as conn:
+                return insert_jobs(conn, jobs)
+        except psycopg.DataError as exc:
+            message = exc.diag.message_primary or str(exc)
+            raise InvalidInput(f"Postgres refused the job: {message}") from exc
 
     # --- reads -----------------------------------------------------------------------------
 

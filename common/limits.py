@@ -1,0 +1,72 @@
+"""Every bound djs puts on what it is given, in one place. Checked at the edge (common/models.py)
+before anything is written, so the store, the runner and the upkeep can trust what they read."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_BATCH = 1000  # jobs per POST /jobs/batch, ids per filter, jobs per bulk statement
+MAX_BULK = 100_000  # jobs one bulk verb may touch
+BIGINT = 2**63 - 1  # Postgres bigint: every id and cursor
+MAX_JSON_DEPTH = 64  # nesting of a payload or result
+MAX_OFFSET = timedelta(hours=14)  # the widest time-zone offset in use
+TIME_WINDOW = timedelta(days=366)  # run_at within a year of now, either way
+WEEK_MS = 7 * 24 * 3600 * 1000
+MAX_BACKOFF_MS = WEEK_MS  # no wait between attempts is longer, whatever the formula gives
+MAX_AGE_S = 10 * 366 * 24 * 3600  # retention and clean ages: ten years
+MAX_KEEP = 100_000_000  # retention and clean counts
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why Postgres's jsonb (or djs) would refuse this JSON value, or None: nested at most
+    `max_depth` deep, no NaN or Infinity, and strings that are valid Unicode without NUL.
+    Iterative, so a hostile nesting cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if reason := text_problem(item):
+                return reason
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"the number {item} (JSON has no NaN or Infinity)"
+        elif isinstance(item, dict | list | tuple):
+            if depth >= max_depth:
+                return f"nesting deeper than {max_depth} levels"
+            children = (
+                [x for pair in item.items() for x in pair] if isinstance(item, dict) else item
+            )
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def text_problem(text: str) -> str | None:
+    """Why Postgres text would refuse this string: a NUL, or a lone surrogate (not Unicode)."""
+    if "\x00" in text:
+        return "the NUL character (\\u0000)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    return None
+
+
+def time_problem(when: datetime, window: timedelta | None = TIME_WINDOW) -> str | None:
+    """Why a client's time is refused: an offset beyond ±14:00, or (with a window) more than
+    that far from now. Postgres would store such a time and djs could not read it back."""
+    offset = when.utcoffset()
+    if offset is None:
+        return "a time zone is required"
+    if abs(offset) > MAX_OFFSET:
+        return "the time-zone offset is beyond ±14:00"
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        return "the time is out of range"
+    if window is not None and abs(utc - datetime.now(UTC)) > window:
+        return f"the time is more than {window.days} days from now"
+    if not 1970 <= utc.year <= 9000:
+        return "the time is out of range"
+    return None
