@@ -69,6 +69,9 @@ class JobManager:
     def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        # Checked once: isinstance against a runtime protocol costs microseconds, and a
+        # runner asks for the polling side on every claim and every idle poll.
+        self._polling = dispatcher if isinstance(dispatcher, PollingDispatcher) else None
 
     @classmethod
     def connect(cls, settings: Settings) -> JobManager:
@@ -83,9 +86,9 @@ class JobManager:
     @property
     def polling(self) -> PollingDispatcher:
         """The dispatcher as local runners use it (claim, ack, wait)."""
-        if not isinstance(self.dispatcher, PollingDispatcher):
+        if self._polling is None:
             raise TypeError(f"{type(self.dispatcher).__name__} cannot be polled by a runner")
-        return self.dispatcher
+        return self._polling
 
     # --- dispatch, best effort -------------------------------------------------------------
 
@@ -116,12 +119,11 @@ class JobManager:
         except DependencyDown as exc:
             log.warning("could not drop %d ids from dispatch: %s", len(rows), exc.message)
 
-    def _ack(self, jobs: Sequence[ClaimedJob | tuple[str, int]]) -> None:
+    def _ack(self, jobs: Sequence[ClaimedJob]) -> None:
         """Tell the dispatcher these claims are settled in Postgres, queue by queue."""
         by_queue: dict[str, list[int]] = defaultdict(list)
         for job in jobs:
-            queue, job_id = (job.queue, job.id) if isinstance(job, ClaimedJob) else job
-            by_queue[queue].append(job_id)
+            by_queue[job.queue].append(job.id)
         for queue, ids in by_queue.items():
             self.polling.ack(queue, ids)
 
