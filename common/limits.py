@@ -17,6 +17,9 @@ WEEK_MS = 7 * 24 * 3600 * 1000
 MAX_BACKOFF_MS = WEEK_MS  # no wait between attempts is longer, whatever the formula gives
 MAX_AGE_S = 10 * 366 * 24 * 3600  # retention and clean ages: ten years
 MAX_KEEP = 100_000_000  # retention and clean counts
+MAX_RESULT_CHARS = 1 << 20  # a handler's result, as JSON; a larger one fails the job
+MAX_ERROR_CHARS = 16 << 10  # an attempt's error message (and each log line): truncated
+MAX_TRACEBACK_CHARS = 64 << 10  # an attempt's traceback: truncated
 
 
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:

@@ -173,3 +173,34 @@ def test_a_burst_run_returns_after_its_background_threads(services: Services) ->
     assert runner.processed == 1
     alive = [t.name for t in threading.enumerate() if t.name in ("djs-watch", "djs-recorder")]
     assert alive == []
+
+
+def test_huge_or_unstorable_outcomes_are_bounded_and_recorded(services: Services) -> None:
+    """A 1 MB error message over many attempts made a 42 MB job; a lone surrogate in an error
+    or a result was refused by Postgres, which stopped the thread that records outcomes."""
+    from common import limits
+
+    huge = _submit(services, "huge_error", attempts=3, backoff={"delay_ms": 0})
+    surrogate = _submit(services, "surrogate_error", attempts=1)
+    bad_result = _submit(services, "surrogate_result")
+    big_result = _submit(services, "big_result")
+    after = _submit(services, "echo")
+    reg = HandlerRegistry()
+    reg.handler(_App(), "huge_error")(_raise(RuntimeError("x" * 1_000_000)))
+    reg.handler(_App(), "surrogate_error")(_raise(RuntimeError("bad \ud800 text")))
+    reg.handler(_App(), "surrogate_result")(lambda event, context: {"t": "\udfff"})
+    reg.handler(_App(), "big_result")(lambda event, context: "y" * (limits.MAX_RESULT_CHARS + 1))
+    reg.handler(_App(), "echo")(lambda event, context: "ok")
+    _runner(services, reg).run()
+    job = services.store.get(huge)
+    assert job is not None and job.status == "failed" and len(job.history) == 3
+    for attempt in job.history:
+        message = attempt.error_message or ""
+        assert len(message) < limits.MAX_ERROR_CHARS + 100 and "more characters" in message
+    failed = services.store.get(surrogate)
+    assert failed is not None and failed.history[0].error_message == "bad \\ud800 text"
+    for job_id, reason in ((bad_result, "surrogate"), (big_result, "characters of JSON")):
+        refused = services.store.get(job_id)
+        assert refused is not None and refused.status == "failed", job_id
+        assert refused.fail_reason == "non_retryable" and reason in (refused.last_error or "")
+    assert services.store.status_of(after) == "completed"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common import limits
 from common.handlers import (
     DEFAULT_TIMEOUT_S,
     HandlerRegistry,
@@ -226,12 +227,17 @@ def _thread_stack(thread: threading.Thread | None) -> str:
 
 
 def _json_ready(value: Any) -> Any:
-    """A handler's result must be JSON that Postgres accepts; anything else fails the job at
-    once, clearly (not NaN or Infinity, no NUL characters)."""
+    """A handler's result must be JSON that Postgres accepts and of a bounded size; anything
+    else fails the job at once, clearly (no NaN or Infinity, no NUL, no lone surrogate)."""
     try:
         text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise NonRetryableError(f"handler result is not JSON-serializable: {exc}") from exc
+    if len(text) > limits.MAX_RESULT_CHARS:
+        raise NonRetryableError(
+            f"handler result is {len(text):,} characters of JSON; "
+            f"at most {limits.MAX_RESULT_CHARS:,} are stored"
+        )
     ready = json.loads(text)
     if reason := unstorable_json(ready):
         raise NonRetryableError(f"handler result contains {reason}, which jsonb refuses")

@@ -7,6 +7,7 @@ import queue
 import time
 from collections.abc import Callable
 
+from common import limits
 from common.errors import DependencyDown
 from common.manager import JobManager
 from common.reconnect import ReconnectBackoff
@@ -80,9 +81,13 @@ class Recorder:
             log.warning("%d outcomes refused by their lease fence (job no longer ours)", stale)
 
 
-def _text(value: str) -> str:
-    """Postgres text cannot hold NUL; an error message or log line might."""
-    return value.replace("\x00", "\\x00")
+def _text(value: str, limit: int = limits.MAX_ERROR_CHARS) -> str:
+    """Storable and bounded: Postgres text holds no NUL or lone surrogate, and a 1 MB error
+    message times 20 attempts made a 42 MB job."""
+    if len(value) > limit:
+        value = f"{value[:limit]}... [{len(value) - limit:,} more characters not stored]"
+    text = value.replace("\x00", "\\x00")
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
 
 
 def _completion(outcome: Outcome) -> Completion:
@@ -102,7 +107,7 @@ def _failure(outcome: Outcome) -> Failure:
         token=job.lease_token,
         error_type=type(error).__name__,
         message=_text(str(error)),
-        traceback=_text(outcome.traceback),
+        traceback=_text(outcome.traceback, limits.MAX_TRACEBACK_CHARS),
         retry_in_ms=decision.retry_in_ms,
         reason=decision.reason,
         logs=[_text(line) for line in ctx.logs],
