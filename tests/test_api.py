@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -155,6 +156,24 @@ def test_bad_query_and_path_params_are_422(client: Client) -> None:
     assert_error(client.http.get("/jobs/abc"), 422, "validation_error")
 
 
+def test_a_method_a_route_lacks_is_405_in_our_shape(client: Client) -> None:
+    """Chalice answers these itself; before, its body was {"Code": "MethodNotAllowedError"}."""
+    for method, path in (
+        ("PUT", "/jobs"),
+        ("DELETE", "/queues"),
+        ("GET", "/jobs/1/retry"),
+        ("PATCH", "/jobs/1"),
+    ):
+        response = client.http.request(
+            method, path, headers={"content-type": "application/json"}, body=b"{}"
+        )
+        error = assert_error(response, 405, "method_not_allowed")
+        assert method in error["message"], (method, path, error)
+        assert set(body(response)) == {"error"} and "Code" not in body(response)["error"]
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.headers["Allow"]  # what the route does take
+
+
 def test_redis_down_still_stores_the_job_durably(settings: Settings) -> None:
     """Our choice: Postgres is the record, so the job is kept and dispatched later."""
     services = Services.connect(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
@@ -193,5 +212,46 @@ def test_postgres_down_is_503_with_retry_after(settings: Settings) -> None:
                 assert post_json(client, "/jobs", {"type": "echo"}).status_code == 503
             assert client.http.get("/health").status_code == 503
             assert time.monotonic() - started < 1.0
+    finally:
+        services.close()
+
+
+def test_postgres_down_answers_concurrent_requests_at_once(settings: Settings) -> None:
+    """Once the probe knows Postgres is down, concurrent requests each get their 503 in
+    milliseconds; before, every one of them waited out the pool's 3 s checkout timeout."""
+    down = "postgresql://postgres@127.0.0.1:1/none"  # nothing listens there
+    services = Services.connect(settings.model_copy(update={"database_url": down}))
+    try:
+        with Client(create_app(services)) as client:
+            assert post_json(client, "/jobs", {"type": "echo"}).status_code == 503
+        # The first failure starts a probe; its verdict (connection refused) takes a moment.
+        deadline = time.monotonic() + 10
+        while not services.store.pools.down:
+            assert time.monotonic() < deadline, "the probe never found postgres down"
+            time.sleep(0.005)
+        answers: list[tuple[int, str | None, float]] = []
+        requests = [
+            lambda c: post_json(c, "/jobs", {"type": "echo"}),
+            lambda c: c.http.get("/jobs/1"),
+            lambda c: c.http.post("/jobs/1/retry"),
+            lambda c: c.http.get("/health"),
+        ]
+
+        def call(send: Any) -> None:
+            # An app per thread: Chalice keeps the current request on the app object.
+            with Client(create_app(services)) as own:
+                started = time.monotonic()
+                response = send(own)
+                took = time.monotonic() - started
+            answers.append((response.status_code, response.headers.get("Retry-After"), took))
+
+        threads = [threading.Thread(target=call, args=(requests[i % 4],)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(answers) == 8
+        assert {(status, retry) for status, retry, _ in answers} == {(503, "2")}, answers
+        assert max(took for _, _, took in answers) < 1.0, answers
     finally:
         services.close()

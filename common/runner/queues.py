@@ -17,20 +17,24 @@ from common.errors import InvalidInput
 from common.models import NAME_PATTERN
 
 MAX_WEIGHT = 100
+_NUMBERISH = re.compile(r"^[-+]?[0-9.]+$")
 
 
 def parse_queues(spec: str) -> dict[str, int]:
     """`a:3,b` -> {"a": 3, "b": 1}; InvalidInput names the entry that is wrong. A name may
-    hold colons: only digits after the last one are a weight."""
+    hold colons; what follows the last one is a weight when it looks like a number, and then
+    it must be a whole number from 1 to MAX_WEIGHT."""
     weights: dict[str, int] = {}
     for entry in (e.strip() for e in spec.split(",")):
-        name, _, digits = entry.rpartition(":")
-        if not (name and digits.isdigit()):
-            name, digits = entry, "1"
-        weight = int(digits)
-        if not re.match(NAME_PATTERN, name) or not 1 <= weight <= MAX_WEIGHT:
+        name, _, tail = entry.rpartition(":")
+        if not name or not _NUMBERISH.match(tail):
+            name, tail = entry, "1"
+        weight = int(tail) if tail.isdigit() else 0
+        bad_name = not re.match(NAME_PATTERN, name) or name.startswith(":") or name in weights
+        if bad_name or not 1 <= weight <= MAX_WEIGHT:
             raise InvalidInput(
-                f"not a queue: {entry!r} (NAME or NAME:WEIGHT, weight 1-{MAX_WEIGHT})",
+                f"not a queue: {entry!r} (NAME or NAME:WEIGHT, weight 1-{MAX_WEIGHT}, "
+                "each name once)",
                 [{"path": "queues", "message": entry}],
             )
         weights[name] = weight

@@ -13,7 +13,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb, set_json_loads
 
 from common import fastjson
-from common.errors import InvalidInput
+from common.errors import Conflict, InvalidInput
 from common.models import (
     CleanRequest,
     JobDetail,
@@ -33,6 +33,9 @@ from common.store.sqlfile import QUERIES as Q
 set_json_loads(fastjson.loads)
 log = logging.getLogger("djs.store")
 
+# How long a single-job verb waits for a job's row lock (a runner's claim or outcome takes
+# milliseconds; an admin's open transaction may take for ever).
+_ONE_JOB_LOCK_TIMEOUT_MS = 5000
 # Advisory lock keys: one reconciler and one janitor act at a time across all runners.
 LOCKS = {"reconcile": 72450002, "janitor": 72450003}
 
@@ -66,8 +69,15 @@ class Store:
         return dispatches(self._all(name, params))
 
     def _one(self, name: str, job_id: int) -> Row | None:
-        """A single-job verb: None if there is no such job, else its outcome row."""
-        rows = self._all(name, {"id": job_id})
+        """A single-job verb: None if there is no such job, else its outcome row. It waits for
+        the job's row lock, but not for ever: a lock held for seconds is a 409 to retry, not
+        a request that holds a pooled connection until the holder lets go."""
+        with self.connection() as conn, conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{_ONE_JOB_LOCK_TIMEOUT_MS}ms'")
+            try:
+                rows = conn.execute(Q[name], {"id": job_id}).fetchall()
+            except psycopg.errors.LockNotAvailable as exc:
+                raise Conflict(f"job {job_id} is busy; try again", {"id": job_id}) from exc
         return rows[0] if rows else None
 
     def ping(self) -> None:
