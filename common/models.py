@@ -21,7 +21,9 @@ from common import limits
 
 JobStatus = Literal["pending", "delayed", "active", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
-FailReason = Literal["exhausted", "non_retryable", "timeout", "stalled", "cancelled"]
+FailReason = Literal[
+    "exhausted", "non_retryable", "timeout", "stalled", "cancelled", "invalid_record"
+]
 
 # Queue and type names end up in Redis keys and URLs: keep them plain.
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"

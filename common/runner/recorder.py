@@ -56,18 +56,34 @@ class Recorder:
         return batch
 
     def _record(self, batch: list[Outcome]) -> None:
-        completions = [_completion(o) for o in batch if o.error is None]
-        failures = [_failure(o) for o in batch if o.error is not None]
-        self._persist(completions, failures)
-        self.manager.settle([o.job for o in batch])
+        try:
+            self._persist(batch)
+        except Exception:  # one outcome Postgres refuses must not stop the others
+            log.exception(
+                "a batch of %d outcomes was refused; recording them one by one", len(batch)
+            )
+            for outcome in batch:
+                self._record_alone(outcome)
+        try:
+            self.manager.settle([o.job for o in batch])
+        except Exception:  # the dispatcher's active entries expire on their own
+            log.exception("recorded %d outcomes; could not acknowledge them", len(batch))
         self.on_recorded(len(batch))
 
-    def _persist(self, completions: list[Completion], failures: list[Failure]) -> None:
+    def _record_alone(self, outcome: Outcome) -> None:
+        try:
+            self._persist([outcome])
+        except Exception as exc:
+            self.manager.quarantine(outcome.job, exc)
+
+    def _persist(self, batch: list[Outcome]) -> None:
         """Write outcomes to Postgres, waiting out an outage: an outcome is never dropped.
 
         While Postgres is down the leases run out; if it stays down past them, the janitor
         recovers the jobs and these writes are refused by their fence, as they must be.
         """
+        completions = [_completion(o) for o in batch if o.error is None]
+        failures = [_failure(o) for o in batch if o.error is not None]
         backoff = ReconnectBackoff()
         while True:
             try:

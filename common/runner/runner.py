@@ -24,6 +24,7 @@ from common.reconnect import ReconnectBackoff
 from common.runner.executor import JobExecutor
 from common.runner.queues import QueueSelection
 from common.runner.recorder import Recorder
+from common.runner.supervise import Supervised
 from common.runner.watch import Upkeep, Watcher
 
 log = logging.getLogger("djs.runner")
@@ -87,6 +88,7 @@ class Runner:
         self._stop = threading.Event()
         self._done = threading.Event()  # set once the run is over: background threads end
         self._claim_backoff = ReconnectBackoff()
+        self.background: list[Supervised] = []
         self.processed = 0
         self.released = 0
 
@@ -97,15 +99,15 @@ class Runner:
             self._slots.notify_all()
 
     def run(self) -> None:
-        recorder = threading.Thread(target=self._recorder.run, name="djs-recorder", daemon=True)
-        watcher = threading.Thread(
-            target=self._watcher.run, args=(self._stop, self._done), name="djs-watch", daemon=True
-        )
-        background = [recorder, watcher]
+        recorder = Supervised("djs-recorder", self._recorder.run, self._done)
+        watcher = Supervised("djs-watch", self._watch, self._done)
+        self.background = [recorder, watcher]
         if self.listener:
-            target, args = self.listener.run, (self._done,)
-            background.append(threading.Thread(target=target, args=args, daemon=True))
-        for thread in background:
+            listener = self.listener
+            self.background.append(
+                Supervised("djs-listener", lambda: listener.run(self._done), self._done)
+            )
+        for thread in self.background:
             thread.start()
         try:
             while not self._stop.is_set() and self._step():
@@ -119,6 +121,9 @@ class Runner:
             # Joined before the caller closes the pools: no upkeep runs on a closed store.
             recorder.join()
             watcher.join()
+
+    def _watch(self) -> None:
+        self._watcher.run(self._stop, self._done)
 
     def _recorded(self, count: int) -> None:
         with self._slots:
@@ -167,6 +172,12 @@ class Runner:
         except DependencyDown as exc:
             delay = self._claim_backoff.next_delay()
             log.warning("%s; retrying in %.2f s", exc.message, delay)
+            self._stop.wait(delay)
+        except Exception:
+            # The claim loop outlives a bug met on one row: jobs claimed in a turn that failed
+            # stay active without a runner, and their leases bring them back (max_stalls).
+            delay = self._claim_backoff.next_delay()
+            log.exception("claiming failed; trying again in %.2f s", delay)
             self._stop.wait(delay)
         return True
 

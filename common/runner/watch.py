@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from common.errors import DependencyDown
@@ -42,14 +42,14 @@ class Watcher:
         heartbeat_s = min(1.0, self.lease_s / 3)
         last_beat = time.monotonic()
         while not done.is_set():
-            self.executor.expire_overdue()
+            _guarded(self.executor.expire_overdue)
             if time.monotonic() - last_beat >= heartbeat_s:
                 last_beat = time.monotonic()
-                self.heartbeat()
+                _guarded(self.heartbeat)
                 for task in self.upkeep:
                     if stopping.is_set():
                         break
-                    task.maybe_run()
+                    _guarded(task.maybe_run)
             done.wait(_WATCH_INTERVAL_S)
 
     def heartbeat(self) -> None:
@@ -73,3 +73,12 @@ class Watcher:
                 context.cancel()
             elif held[job.id]:
                 context.cancel()
+
+
+def _guarded(step: Callable[[], object]) -> None:
+    """One step of the watch loop; an error in it is logged and the loop goes on (a
+    timeout check must not stop because a heartbeat failed oddly)."""
+    try:
+        step()
+    except Exception:
+        log.exception("watcher: %s failed", getattr(step, "__qualname__", step))

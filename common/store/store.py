@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import args_row
@@ -211,6 +212,12 @@ class Store:
             return []
         params = {"ids": [x.job_id for x in leases], "tokens": [x.token for x in leases]}
         return self._dispatches("release_jobs", params)
+
+    def quarantine(self, job_id: int, token: UUID | None, error: str) -> bool:
+        """Fail a job a loop cannot process (reason invalid_record); False if it was not
+        ours to fail (finished meanwhile, or its lease moved on)."""
+        params = {"id": job_id, "token": token, "error": error[:2000]}
+        return bool(self._all("quarantine_job", params))
 
     def recover_stalled(self, limit: int) -> list[Dispatch]:
         return self._dispatches("recover_stalled", {"limit": limit})

@@ -10,7 +10,8 @@ from common.errors import DependencyDown
 
 
 class Every:
-    """Calls `task` at most every `period_s`; a dependency that is down skips a turn."""
+    """Calls `task` at most every `period_s`; a dependency that is down, or any error, skips
+    a turn and is logged."""
 
     def __init__(
         self, period_s: float, task: Callable[[], int], log: logging.Logger, at_once: bool = True
@@ -25,8 +26,11 @@ class Every:
         if time.monotonic() - self._last < self.period_s:
             return 0
         self._last = time.monotonic()
+        name = self.log.name.removeprefix("djs.")
         try:
             return self.task()
         except DependencyDown as exc:
-            self.log.warning("%s skipped: %s", self.log.name.removeprefix("djs."), exc.message)
-            return 0
+            self.log.warning("%s skipped: %s", name, exc.message)
+        except Exception:  # the next period tries again: upkeep must outlive one bad turn
+            self.log.exception("%s failed; trying again next period", name)
+        return 0

@@ -169,6 +169,18 @@ WITH outcome AS (
 )
 SELECT id, queue, priority, status, run_at FROM done;
 
+-- name: quarantine_job
+-- A job a background loop could not process (its outcome refused by Postgres, a row that
+-- cannot be read back): failed with reason invalid_record, its lease fenced as usual, so the
+-- loop goes on. The error is kept as text for the operator.
+UPDATE jobs
+SET status = 'failed', fail_reason = 'invalid_record', last_error = %(error)s,
+    finished_at = now(), lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
+    changed_by = 'runner'
+WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'cancelled')
+  AND (%(token)s::uuid IS NULL OR lease_token = %(token)s::uuid)
+RETURNING id;
+
 -- name: renew_leases
 -- The heartbeat: extend the leases this runner still holds; ids missing from the result were
 -- lost (recovered as stalled, cancelled, removed) and their outcomes will be refused.
