@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Run the whole system: Postgres + Redis (embedded if none answer), migrations, API, runner.
+## The API listens on PORT: `make dev PORT=8001`.
+PORT ?= 8000
 dev: $(STAMP)
-	$(BIN)/djs dev
+	$(BIN)/djs dev --port $(PORT)
 
 ## Lint, type-check, check the layers (import-linter), and run every test against real
 ## PostgreSQL and Redis: the parallel suite first, then the serial one (the short chaos

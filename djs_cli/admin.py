@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from common.errors import Conflict, DjsError, NotFound
+from common.manager import JobManager
 from common.models import BulkRequest, CleanRequest, JobFilter, RedriveRequest
 from common.services import Services
 from common.settings import Settings
+from djs_cli.errors import FAILURE, UsageError
 
 _VERBS: dict[str, str] = {
     "retry": "failed, cancelled or completed -> pending, with a fresh attempt budget",
@@ -18,6 +23,15 @@ _VERBS: dict[str, str] = {
     "cancel": "pending or delayed -> cancelled; active jobs are asked to stop",
     "remove": "delete jobs and their history (never active ones)",
 }
+# What a verb's output lists, when it is not just the verb: cancel stops waiting jobs at once
+# and only asks active ones to stop.
+_DONE_KEYS = {"cancel": ("cancelled", "cancel_requested")}
+_FILTER_OPTIONS = "--queue, --type, --status, --created-after or --created-before"
+_HOW_CHOSEN = (
+    "Given ids alone, each job on its own, as the API's /jobs/{id} routes: an unknown id or a "
+    "job in the wrong state is refused, and any refusal exits 1. Given a filter, every "
+    "matching job (ids included), up to --limit."
+)
 
 
 def add_filter_args(parser: argparse.ArgumentParser) -> None:
@@ -42,17 +56,34 @@ def job_filter(args: argparse.Namespace) -> JobFilter:
     )
 
 
-def _with_services(settings: Settings, work: Callable[[Services], Any]) -> int:
+@contextmanager
+def _connected(settings: Settings) -> Iterator[Services]:
     services = Services.connect(settings)
     try:
-        print(json.dumps(work(services), indent=2, default=str))
+        yield services
     finally:
         services.close()
+
+
+def _print(body: Any) -> None:
+    print(json.dumps(body, indent=2, default=str))
+
+
+def _with_services(settings: Settings, work: Callable[[Services], Any]) -> int:
+    with _connected(settings) as services:
+        _print(work(services))
     return 0
 
 
 def run_verb(settings: Settings, args: argparse.Namespace) -> int:
-    request = BulkRequest(filter=job_filter(args), limit=args.limit)
+    """A verb on the jobs named by id (one by one) or on those a filter selects (in bulk)."""
+    chosen = job_filter(args)
+    named = chosen.model_dump(exclude_none=True)
+    if not named:
+        raise UsageError(f"{args.command} needs job ids or a filter ({_FILTER_OPTIONS})")
+    if set(named) == {"ids"}:
+        return _one_by_one(settings, args.command, chosen.ids or [])
+    request = BulkRequest(filter=chosen, limit=args.limit)
 
     def work(s: Services) -> Any:
         m = s.manager
@@ -63,6 +94,32 @@ def run_verb(settings: Settings, args: argparse.Namespace) -> int:
         return {args.command: verb(request.filter, request.limit)}
 
     return _with_services(settings, work)
+
+
+def _one_by_one(settings: Settings, verb: str, ids: list[int]) -> int:
+    """The single-job verb for each id, as the API's /jobs/{id} routes: what was done goes to
+    stdout, each refusal (the API's 404 or 409 message) to stderr, and any refusal exits 1."""
+    done: dict[str, list[int]] = {key: [] for key in _DONE_KEYS.get(verb, (verb,))}
+    refused: list[DjsError] = []
+    with _connected(settings) as services:
+        for job_id in ids:
+            try:
+                done[_apply_one(services.manager, verb, job_id)].append(job_id)
+            except (NotFound, Conflict) as exc:
+                refused.append(exc)
+    _print(done)
+    for refusal in refused:
+        print(f"error: {refusal.message}", file=sys.stderr)
+    return FAILURE if refused else 0
+
+
+def _apply_one(manager: JobManager, verb: str, job_id: int) -> str:
+    """Apply `verb` to one job; return the key of the output it is listed under."""
+    if verb == "cancel":
+        return "cancel_requested" if manager.cancel_one(job_id).requested else "cancelled"
+    one = {"retry": manager.retry_one, "promote": manager.promote_one, "remove": manager.remove_one}
+    one[verb](job_id)
+    return verb
 
 
 def run_clean(settings: Settings, args: argparse.Namespace) -> int:
@@ -98,7 +155,7 @@ def run_redrive(settings: Settings, args: argparse.Namespace) -> int:
 
 def add_admin_commands(sub: Any) -> None:
     for verb, help_text in _VERBS.items():
-        parser = sub.add_parser(verb, help=help_text)
+        parser = sub.add_parser(verb, help=help_text, description=f"{help_text}. {_HOW_CHOSEN}")
         add_filter_args(parser)
         parser.add_argument("--limit", type=int, default=1000)
         parser.set_defaults(func=run_verb)

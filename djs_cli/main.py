@@ -1,4 +1,4 @@
-"""The `djs` command: dev, api, worker, migrate, submit, status."""
+"""The `djs` command: a parser per verb, and main(), which runs one and reports its failure."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 
+from common.errors import NotFound
 from common.settings import Settings
 from common.store.migrate import migrate
 from djs_cli.admin import add_admin_commands
 from djs_cli.devservers import ensure_database
+from djs_cli.devstate import default_data_dir, settings_with_dev_servers
+from djs_cli.errors import USAGE, explain
+from djs_cli.net import cannot_listen, ensure_port_free
 
 
 def _signals_call(handler: Callable[[], None]) -> None:
@@ -56,11 +60,17 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from api_app.local_server import FastRequestHandler, make_server
     from common.services import Services
 
+    if not args.port_checked:
+        ensure_port_free(args.host, args.port)
     if args.processes > 1:
         return _api_processes(args)
     FastRequestHandler.access_log = args.access_log
     services = Services.connect(settings)
-    server = make_server(create_app(services), args.host, args.port)
+    try:
+        server = make_server(create_app(services), args.host, args.port)
+    except OSError as exc:  # taken since the check
+        services.close()
+        raise cannot_listen(args.host, args.port, exc) from exc
     # serve_forever blocks this thread; shutdown() must come from another one.
     _signals_call(lambda: _in_thread(server.shutdown))
     print(f"djs api listening on http://{args.host}:{args.port}", flush=True)
@@ -76,7 +86,7 @@ def _api_processes(args: argparse.Namespace) -> int:
     import subprocess
 
     command = [sys.executable, "-m", "djs_cli.main", "api", "--host", args.host]
-    command += ["--port", str(args.port), "--processes", "1"]
+    command += ["--port", str(args.port), "--processes", "1", "--port-checked"]
     if args.access_log:
         command.append("--access-log")
     children = [subprocess.Popen(command) for _ in range(args.processes)]
@@ -126,7 +136,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
     fields = {
         "type": args.type,
-        "payload": json.loads(args.payload),
+        "payload": args.payload,
         "queue": args.queue,
         "priority": args.priority,
         "attempts": args.attempts,
@@ -135,8 +145,8 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         "timeout_s": args.timeout_s,
         "idempotency_key": args.idempotency_key,
     }
-    if args.backoff:
-        fields["backoff"] = json.loads(args.backoff)
+    if args.backoff is not None:
+        fields["backoff"] = args.backoff
     submission = JobSubmission.model_validate({k: v for k, v in fields.items() if v is not None})
     services = Services.connect(settings)
     try:
@@ -161,8 +171,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         services.close()
     if job is None:
-        print(f"job {args.id} not found", file=sys.stderr)
-        return 1
+        raise NotFound(f"job {args.id} not found")
     print(json.dumps(job.model_dump(mode="json"), indent=2))
     return 0
 
@@ -179,25 +188,48 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_dev(settings, args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="djs", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse, its errors said in one line like every other failure of djs (exit 2)."""
 
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
+def json_argument(text: str) -> Any:
+    """An option whose value is JSON (its shape is the model's to check)."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+
+
+def _add_dev(sub: Any) -> None:
     dev = sub.add_parser("dev", help="run the whole system on this machine")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--concurrency", type=int, default=8)
-    dev.add_argument("--data-dir", default=".djs", help="embedded servers keep data here")
+    dev.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help="embedded servers keep data here, and dev.json says which servers djs dev uses"
+        " (default: $DJS_DATA_DIR, else .djs)",
+    )
     dev.set_defaults(func=cmd_dev)
 
+
+def _add_api(sub: Any) -> None:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--processes", type=int, default=1, help="server processes on the port")
     api.add_argument("--access-log", action="store_true", help="log every request")
+    # Set by `djs api --processes N` for its children, which share the port it checked.
+    api.add_argument("--port-checked", action="store_true", help=argparse.SUPPRESS)
     api.set_defaults(func=cmd_api)
 
-    worker = sub.add_parser("worker", help="run jobs from a queue")
+
+def _add_worker(sub: Any) -> None:
+    worker = sub.add_parser("worker", help="run jobs from every queue, or from those named")
     worker.add_argument(
         "--queues",
         metavar="NAME[:WEIGHT],...",
@@ -215,15 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
+
+def _add_jobs(sub: Any) -> None:
+    """migrate, submit, status."""
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     submit = sub.add_parser("submit", help="submit a job")
     submit.add_argument("type")
-    submit.add_argument("--payload", default="{}", help="JSON object")
+    submit.add_argument("--payload", type=json_argument, default={}, help="JSON object")
     submit.add_argument("--queue", default="default")
     submit.add_argument("--priority", type=int, default=0)
     submit.add_argument("--attempts", type=int, default=3)
-    submit.add_argument("--backoff", help='JSON, e.g. {"type": "fixed", "delay_ms": 500}')
+    submit.add_argument(
+        "--backoff", type=json_argument, help='JSON, e.g. {"type": "fixed", "delay_ms": 500}'
+    )
     submit.add_argument("--delay-ms", type=int)
     submit.add_argument("--run-at", help="ISO 8601 with a time zone")
     submit.add_argument("--timeout-s", type=float)
@@ -234,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("id", type=int)
     status.set_defaults(func=cmd_status)
 
+
+def _add_bench(sub: Any) -> None:
     bench = sub.add_parser("bench", help="measure the system end to end")
     bench.add_argument("--scenarios", default="all", help="all, or a comma-separated list")
     bench.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
@@ -243,16 +282,49 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="bench-results")
     bench.set_defaults(func=cmd_bench)
 
-    add_admin_commands(sub)
+
+def build_parser() -> Parser:
+    parser = Parser(prog="djs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_dev, _add_api, _add_worker, _add_jobs, _add_bench, add_admin_commands):
+        add(sub)
+    # Named from the parsers themselves, so the list cannot fall behind.
+    parser.description = (
+        f"djs, a distributed job system. Commands: {', '.join(sub.choices)}."
+        " `djs COMMAND --help` tells more of each."
+    )
     return parser
+
+
+# Commands that run until stopped, logging as they go.
+_LONG_RUNNING = {"dev", "api", "worker", "bench"}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """`djs dev` chooses its own servers; every other command also finds the servers of a
+    running `djs dev` (where the environment does not name them)."""
+    return Settings() if args.command == "dev" else settings_with_dev_servers()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A one-shot command says what it did or why it failed, in one line: the pool's retries
+    # and the store's warnings about a server that is down would only bury that line.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return int(args.func(Settings(), args))
+    if args.command not in _LONG_RUNNING:
+        logging.disable(logging.WARNING)  # psycopg sets its own loggers' levels
+    settings: Settings | None = None
+    try:
+        settings = _settings(args)
+        return int(args.func(settings, args))
+    except Exception as exc:
+        failure = explain(exc, settings)
+        if failure is None:
+            raise
+        print(f"error: {failure.message}", file=sys.stderr)
+        return failure.code
 
 
 if __name__ == "__main__":
