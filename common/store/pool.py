@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,8 @@ _CHECKOUT_TIMEOUT_S = 3.0
 # after a 40 s outage the first connection came 17 s after Postgres was back. Giving up a
 # retry series after 5 s means the next request that needs a connection starts a fresh one.
 _RECONNECT_TIMEOUT_S = 5.0
+# A caller waiting for a connection looks whether the server is known down this often.
+_CHECKOUT_SLICE_S = 0.1
 # While the server is down, how often a probe tries to connect.
 _PROBE_INTERVAL_S = 0.25
 
@@ -90,16 +93,33 @@ class Pools:
     @contextmanager
     def connection(self, durable: bool = True) -> Iterator[psycopg.Connection[Row]]:
         """A pooled connection; a server that does not answer becomes DependencyDown."""
-        if self._down:
-            raise DependencyDown("postgres")
         pool = self.durable if durable else self.relaxed
+        conn = self._checkout(pool)
         try:
-            with pool.connection() as conn:
+            with conn:  # as pool.connection() does: commit, or roll back on an error
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except psycopg.OperationalError as exc:
             if lost_connection(exc):
                 self._probe_soon()
             raise DependencyDown("postgres", exc) from exc
+        finally:
+            pool.putconn(conn)
+
+    def _checkout(self, pool: Pool) -> psycopg.Connection[Row]:
+        """Wait for a connection in short slices, so that a caller already waiting when the
+        probe finds the server down is answered at once too, not after the full timeout."""
+        deadline = time.monotonic() + _CHECKOUT_TIMEOUT_S
+        while True:
+            if self._down:
+                raise DependencyDown("postgres")
+            left = deadline - time.monotonic()
+            try:
+                return pool.getconn(timeout=max(min(left, _CHECKOUT_SLICE_S), 0.001))
+            except PoolTimeout as exc:
+                if time.monotonic() < deadline:
+                    continue
+                self._probe_soon()
+                raise DependencyDown("postgres", exc) from exc
 
     def _probe_soon(self) -> None:
         with self._lock:

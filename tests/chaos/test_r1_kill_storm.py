@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 from common.models import Backoff
 from common.runner.lifecycle import backoff_ms
 from tests.chaos.harness import (
     Cluster,
+    Load,
+    Proc,
     Record,
     Submitter,
     completed_twice,
@@ -23,12 +26,9 @@ from tests.chaos.harness import (
     outcome_counts,
     pick,
     scalar,
-    settle,
+    settle_accepted,
     status_histogram,
-    wait_api_ready,
-    wait_runner_ready,
 )
-from tests.conftest import REDIS_URL
 
 JOBS = pick(600, 5000)
 STORM_S = pick(10.0, 60.0)
@@ -42,25 +42,9 @@ LARGEST_BACKOFF_S = backoff_ms(Backoff().model_dump(), ATTEMPTS - 1, rand=0) / 1
 BUDGET_S = LEASE_S + LARGEST_BACKOFF_S + 30
 
 
-def test_r1_kill_9_storm_loses_nothing_and_records_once(
-    database_url: str, redis_prefix: str, cluster: Cluster, record: Record
-) -> None:
-    cluster.use(database_url, REDIS_URL, redis_prefix, lease_s=LEASE_S, reconcile_after_s=2)
-    port = free_port()
-    cluster.api(port)
-    runners = [cluster.runner(f"R{i}", concurrency=CONCURRENCY) for i in range(RUNNERS)]
-    for runner in runners:
-        wait_runner_ready(runner)
-    wait_api_ready(port)
-    rng = random.Random(1)
-    bodies = [
-        {"type": "chaos_sleep", "payload": {"ms": rng.randint(20, 200), "tag": "r1"}}
-        for _ in range(JOBS)
-    ]
-    # Two connections share the jobs, paced over the whole storm: the last kill hits work.
-    submitters = [Submitter(port, bodies[i::2], STORM_S) for i in range(2)]
-    for s in submitters:
-        s.start()
+def storm(cluster: Cluster, runners: list[Proc], rng: random.Random) -> int:
+    """SIGKILL a random runner every KILL_EVERY_S until STORM_S is over, restarting it at
+    once; return the number of kills."""
     kills = 0
     storm_end = time.monotonic() + STORM_S
     while time.monotonic() + KILL_EVERY_S <= storm_end:
@@ -70,23 +54,56 @@ def test_r1_kill_9_storm_loses_nothing_and_records_once(
         runners[i].popen.wait(10)
         runners[i] = cluster.restart(runners[i])
         kills += 1
-    last_kill = time.monotonic()
-    for s in submitters:
-        s.join(STORM_S + 30)
-        s.halt.set()
-    responses = [r for s in submitters for r in s.responses]
-    accepted = [i for s in submitters for i in s.accepted()]
+    return kills
+
+
+def final_state(
+    database_url: str, accepted: list[int], last_kill: float
+) -> tuple[float, dict[str, Any]]:
+    """Seconds from the last kill until the accepted jobs were terminal (or the budget ran
+    out), and what Postgres then holds."""
     with db(database_url) as conn:
-        terminal_after_s, left = settle(conn, accepted, last_kill, BUDGET_S)
-        stored = scalar(conn, "SELECT count(*) FROM jobs WHERE id = ANY(%s)", accepted)
+        terminal_after_s, lost = settle_accepted(conn, accepted, last_kill, BUDGET_S)
         statuses = conn.execute(
             "SELECT status::text || coalesce('/' || fail_reason::text, ''), count(*) FROM jobs"
             " WHERE id = ANY(%s) GROUP BY 1",
             (accepted,),
         ).fetchall()
-        twice = completed_twice(conn)
-        outcomes = outcome_counts(conn)
-        max_stalls = scalar(conn, "SELECT max(stalls) FROM jobs")
+        return terminal_after_s, {
+            "lost": lost,
+            "completed_twice": completed_twice(conn),
+            "final_states": dict(statuses),
+            "attempt_outcomes": outcome_counts(conn),
+            "max_stalls_on_a_job": scalar(conn, "SELECT max(stalls) FROM jobs"),
+        }
+
+
+def test_r1_kill_9_storm_loses_nothing_and_records_once(
+    database_url: str, redis_prefix: str, cluster: Cluster, record: Record
+) -> None:
+    port = free_port()
+    names = [f"R{i}" for i in range(RUNNERS)]
+    runners = cluster.boot(
+        database_url,
+        redis_prefix,
+        names,
+        CONCURRENCY,
+        api_port=port,
+        lease_s=LEASE_S,
+        reconcile_after_s=2,
+    )
+    rng = random.Random(1)
+    bodies = [
+        {"type": "chaos_sleep", "payload": {"ms": rng.randint(20, 200), "tag": "r1"}}
+        for _ in range(JOBS)
+    ]
+    # Two connections share the jobs, paced over the whole storm: the last kill hits work.
+    load = Load([Submitter(port, bodies[i::2], STORM_S) for i in range(2)]).start()
+    kills = storm(cluster, runners, rng)
+    last_kill = time.monotonic()
+    load.finish(STORM_S + 30)
+    responses, accepted = load.responses, load.accepted()
+    terminal_after_s, state = final_state(database_url, accepted, last_kill)
     executions = cluster.ledger.executions("r1")
     figures = {
         "jobs_posted": len(responses),
@@ -95,11 +112,7 @@ def test_r1_kill_9_storm_loses_nothing_and_records_once(
         "kills": kills,
         "storm_s": STORM_S,
         "lease_s": LEASE_S,
-        "lost": len(accepted) - stored + left,
-        "completed_twice": twice,
-        "final_states": dict(statuses),
-        "attempt_outcomes": outcomes,
-        "max_stalls_on_a_job": max_stalls,
+        **state,
         "handler_executions": sum(executions.values()),
         "jobs_executed_more_than_once": sum(1 for n in executions.values() if n > 1),
         "stale_outcomes_refused": cluster.refused_outcomes(),
@@ -109,5 +122,5 @@ def test_r1_kill_9_storm_loses_nothing_and_records_once(
     record("R1_kill_storm", figures)
     assert len(accepted) == JOBS, figures["http_statuses"]
     assert figures["lost"] == 0
-    assert twice == {"by_attempts": 0, "by_events": 0}
+    assert figures["completed_twice"] == {"by_attempts": 0, "by_events": 0}
     assert terminal_after_s <= BUDGET_S

@@ -12,56 +12,57 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-from tests.chaos.harness import (
-    Cluster,
-    Record,
-    db,
-    pick,
-    scalar,
-    sleep_job,
-    submit,
-    wait_runner_ready,
-)
-from tests.conftest import REDIS_URL
+import psycopg
+
+from tests.chaos.harness import Cluster, Record, db, pick, scalar, sleep_job, submit
 
 LEASE_S = float(os.environ.get("DJS_CHAOS_R3_LEASE_S") or pick(1.5, 2.0))
 JOBS = pick(20, 50)
 CPU_SHARE = float(os.environ.get("DJS_CHAOS_R3_CPU_SHARE", "0.1"))
 
 
+def watch_leases(conn: psycopg.Connection[Any], deadline: float) -> float:
+    """Until every job has completed (or the deadline passes): the least lease time left seen
+    on any active job."""
+    closest_s = float("inf")
+    while time.monotonic() < deadline:
+        left = scalar(
+            conn,
+            "SELECT extract(epoch FROM min(lease_expires_at) - now()) FROM jobs"
+            " WHERE status = 'active'",
+        )
+        if left is not None:
+            closest_s = min(closest_s, float(left))
+        if scalar(conn, "SELECT count(*) FROM jobs WHERE status = 'completed'") == JOBS:
+            break
+        time.sleep(0.05)
+    return closest_s
+
+
+# Per job: id, status, stalls, attempt rows, stalled attempts, longest attempt (s).
+PER_JOB = (
+    "SELECT j.id, j.status::text, j.stalls, count(a.id),"
+    " count(a.id) FILTER (WHERE a.outcome = 'stalled'),"
+    " extract(epoch FROM max(a.finished_at - a.started_at))"
+    " FROM jobs j LEFT JOIN job_attempts a ON a.job_id = j.id GROUP BY j.id"
+)
+
+
 def test_r3_jobs_longer_than_the_lease_keep_it(
     database_url: str, redis_prefix: str, cluster: Cluster, record: Record
 ) -> None:
-    cluster.use(database_url, REDIS_URL, redis_prefix, lease_s=LEASE_S)
-    runners = [cluster.runner(name, concurrency=JOBS // 2) for name in ("A", "B")]
-    for runner in runners:
-        wait_runner_ready(runner)
+    cluster.boot(database_url, redis_prefix, ["A", "B"], JOBS // 2, lease_s=LEASE_S)
     ms = LEASE_S * 3000
     cpu_jobs = round(JOBS * CPU_SHARE)
     jobs = [sleep_job(ms, tag="long", cpu=i < cpu_jobs) for i in range(JOBS)]
     with cluster.services() as svc:
         ids = [j.id for j in submit(svc, jobs)]
-    closest_s = float("inf")  # the least lease time left seen on any active job
     deadline = time.monotonic() + LEASE_S * 3 * 2 + 30
     with db(database_url) as conn:
-        while time.monotonic() < deadline:
-            left = scalar(
-                conn,
-                "SELECT extract(epoch FROM min(lease_expires_at) - now()) FROM jobs"
-                " WHERE status = 'active'",
-            )
-            if left is not None:
-                closest_s = min(closest_s, float(left))
-            if scalar(conn, "SELECT count(*) FROM jobs WHERE status = 'completed'") == JOBS:
-                break
-            time.sleep(0.05)
-        rows = conn.execute(
-            "SELECT j.id, j.status::text, j.stalls, count(a.id),"
-            " count(a.id) FILTER (WHERE a.outcome = 'stalled'),"
-            " extract(epoch FROM max(a.finished_at - a.started_at))"
-            " FROM jobs j LEFT JOIN job_attempts a ON a.job_id = j.id GROUP BY j.id"
-        ).fetchall()
+        closest_s = watch_leases(conn, deadline)
+        rows = conn.execute(PER_JOB).fetchall()
     executions = cluster.ledger.executions("long")
     figures = {
         "jobs": JOBS,

@@ -18,17 +18,7 @@ from typing import Any
 import psycopg
 
 from common.enqueue import enqueue
-from tests.chaos.harness import (
-    REPO,
-    Cluster,
-    Record,
-    db,
-    pick,
-    scalar,
-    wait_runner_ready,
-    wait_until,
-)
-from tests.conftest import REDIS_URL
+from tests.chaos.harness import REPO, Cluster, Record, completed_twice, db, pick, scalar, wait_until
 
 CRASHES = pick(60, 500)
 ROLLBACKS = pick(20, 100)  # of each kind: explicit ROLLBACK, and death before COMMIT
@@ -72,40 +62,40 @@ def dispatch_latencies(conn: psycopg.Connection[Any], tag: str) -> list[float]:
     return sorted(float(r[0]) for r in rows)
 
 
+def wait_dispatched(conn: psycopg.Connection[Any]) -> None:
+    """Until every crashed submission and every committed transactional one has completed."""
+    tagged = "SELECT count(*) FROM jobs WHERE payload->>'tag' = %s AND status = 'completed'"
+    wait_until(
+        lambda: (
+            scalar(conn, tagged, "crashed") == CRASHES
+            and scalar(conn, tagged, "notified") == COMMITTED
+        ),
+        RECONCILE_S * 2 + 30,
+        "the crashed submissions to complete",
+        step=0.2,
+    )
+
+
+# Jobs that were never committed but exist all the same.
+GHOSTS = "SELECT count(*) FROM jobs WHERE id = ANY(%s) OR payload->>'tag' = 'rolled_back'"
+
+
 def test_r4_a_crash_between_commit_and_push_is_dispatched_by_the_reconciler(
     database_url: str, redis_prefix: str, cluster: Cluster, record: Record
 ) -> None:
-    cluster.use(database_url, REDIS_URL, redis_prefix, lease_s=2, reconcile_after_s=RECONCILE_S)
-    for runner in [cluster.runner(name, concurrency=16) for name in ("A", "B")]:
-        wait_runner_ready(runner)
+    settings = {"lease_s": 2, "reconcile_after_s": RECONCILE_S}
+    cluster.boot(database_url, redis_prefix, ["A", "B"], 16, **settings)
     rolled_back = transactional(database_url, "rolled_back", ROLLBACKS, commit=False)
     died_uncommitted = crash(cluster, "before_commit", ROLLBACKS)
     committed = transactional(database_url, "notified", COMMITTED, commit=True)
     crashed = crash(cluster, "after_commit", CRASHES)
-    tagged = "SELECT count(*) FROM jobs WHERE payload->>'tag' = %s AND status = 'completed'"
+    never_committed = rolled_back + died_uncommitted["ids"]
     with db(database_url) as conn:
-        wait_until(
-            lambda: (
-                scalar(conn, tagged, "crashed") == CRASHES
-                and scalar(conn, tagged, "notified") == COMMITTED
-            ),
-            RECONCILE_S * 2 + 30,
-            "the crashed submissions to complete",
-            step=0.2,
-        )
+        wait_dispatched(conn)
         latencies = dispatch_latencies(conn, "crashed")
         notified = dispatch_latencies(conn, "notified")
-        never_committed = rolled_back + died_uncommitted["ids"]
-        ghosts = scalar(
-            conn,
-            "SELECT count(*) FROM jobs WHERE id = ANY(%s) OR payload->>'tag' = 'rolled_back'",
-            never_committed,
-        )
-        twice = scalar(
-            conn,
-            "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE outcome = 'completed'"
-            " GROUP BY job_id HAVING count(*) > 1) t",
-        )
+        ghosts = scalar(conn, GHOSTS, never_committed)
+        twice = completed_twice(conn)["by_attempts"]
     time.sleep(0.5)
     ran = cluster.ledger.executions()
     figures = {

@@ -11,7 +11,11 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Any
 
+import psycopg
+
+from common.models import JobSubmission
 from tests.chaos.harness import (
     Cluster,
     Record,
@@ -32,6 +36,54 @@ CONCURRENCY = pick(2, 4)  # per runner: slow enough that jobs still wait at the 
 DOWN_S = 1.0
 
 
+def half_pending_half_delayed() -> list[JobSubmission]:
+    """JOBS jobs: the odd ones pending (50-150 ms), the even ones delayed by DELAY_MS."""
+    rng = random.Random(5)
+    return [
+        sleep_job(rng.randint(50, 150), tag="pending")
+        if i % 2
+        else sleep_job(50, tag="delayed", delay_ms=rng.randint(*DELAY_MS))
+        for i in range(JOBS)
+    ]
+
+
+def restart_mid_run(conn: psycopg.Connection[Any], server: RedisServer) -> dict[str, int]:
+    """Once the runners have worked through an eighth of the jobs (the reconciler restores
+    the flushed ones), kill Redis and start it again empty; return the states at the kill."""
+    done = "SELECT count(*) FROM jobs WHERE status = 'completed'"
+    wait_until(
+        lambda: scalar(conn, done) >= JOBS // 8,
+        RECONCILE_S * 2 + 30,
+        "runners to work on the restored jobs",
+    )
+    at_restart = status_counts(conn)
+    server.kill()
+    time.sleep(DOWN_S)
+    server.start()
+    return at_restart
+
+
+def wait_all_completed(conn: psycopg.Connection[Any]) -> float:
+    waiting = "SELECT count(*) FROM jobs WHERE status <> 'completed'"
+    return wait_until(
+        lambda: scalar(conn, waiting) == 0,
+        DELAY_MS[1] / 1000 + RECONCILE_S * 2 + 60,
+        "every job to complete",
+        step=0.2,
+    )
+
+
+# Attempts of delayed jobs that started before their run_at; the least margin of any.
+EARLY = (
+    "SELECT count(*) FROM jobs j JOIN job_attempts a ON a.job_id = j.id"
+    " WHERE j.payload->>'tag' = 'delayed' AND a.started_at < j.run_at"
+)
+MARGIN = (
+    "SELECT min(extract(epoch FROM a.started_at - j.run_at)) FROM jobs j"
+    " JOIN job_attempts a ON a.job_id = j.id WHERE j.payload->>'tag' = 'delayed'"
+)
+
+
 def test_r5_redis_flushall_and_restart_lose_no_job_and_run_none_early(
     database_url: str, redis_prefix: str, cluster: Cluster, record: Record, tmp_path: Path
 ) -> None:
@@ -41,49 +93,15 @@ def test_r5_redis_flushall_and_restart_lose_no_job_and_run_none_early(
         cluster.use(
             database_url, server.url, redis_prefix, lease_s=2, reconcile_after_s=RECONCILE_S
         )
-        rng = random.Random(5)
-        jobs = [
-            sleep_job(rng.randint(50, 150), tag="pending")
-            if i % 2
-            else sleep_job(50, tag="delayed", delay_ms=rng.randint(*DELAY_MS))
-            for i in range(JOBS)
-        ]
         with cluster.services() as svc:
-            submit(svc, jobs)
+            submit(svc, half_pending_half_delayed())
         with db(database_url) as conn:
             at_flush = status_counts(conn)
             server.flushall()
             runners = [cluster.runner(n, concurrency=CONCURRENCY) for n in ("A", "B")]
-            # The reconciler restores the flushed jobs; restart Redis once work is under way.
-            done = "SELECT count(*) FROM jobs WHERE status = 'completed'"
-            wait_until(
-                lambda: scalar(conn, done) >= JOBS // 8,
-                RECONCILE_S * 2 + 30,
-                "runners to work on the restored jobs",
-            )
-            at_restart = status_counts(conn)
-            server.kill()
-            time.sleep(DOWN_S)
-            server.start()
-            restarted = time.monotonic()
-            waiting = "SELECT count(*) FROM jobs WHERE status <> 'completed'"
-            wait_until(
-                lambda: scalar(conn, waiting) == 0,
-                DELAY_MS[1] / 1000 + RECONCILE_S * 2 + 60,
-                "every job to complete",
-                step=0.2,
-            )
-            all_done_s = time.monotonic() - restarted
-            early = scalar(
-                conn,
-                "SELECT count(*) FROM jobs j JOIN job_attempts a ON a.job_id = j.id"
-                " WHERE j.payload->>'tag' = 'delayed' AND a.started_at < j.run_at",
-            )
-            margin = scalar(
-                conn,
-                "SELECT min(extract(epoch FROM a.started_at - j.run_at)) FROM jobs j"
-                " JOIN job_attempts a ON a.job_id = j.id WHERE j.payload->>'tag' = 'delayed'",
-            )
+            at_restart = restart_mid_run(conn, server)
+            all_done_s = wait_all_completed(conn)  # from the restart
+            early, margin = scalar(conn, EARLY), scalar(conn, MARGIN)
             final = status_counts(conn)
     finally:
         server.kill()

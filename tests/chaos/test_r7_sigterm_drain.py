@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
+import psycopg
+
+from common.models import JobSubmission
 from tests.chaos.harness import (
     Cluster,
+    Proc,
     Record,
     db,
     pick,
@@ -21,10 +26,8 @@ from tests.chaos.harness import (
     sleep_job,
     stop_gracefully,
     submit,
-    wait_runner_ready,
     wait_until,
 )
-from tests.conftest import REDIS_URL
 
 GRACE_S = pick(2.0, 10.0)
 LEASE_S = pick(2.0, 5.0)
@@ -32,33 +35,48 @@ QUICK = pick(30, 100)
 SLOW = pick(6, 20)
 
 
-def test_r7_sigterm_drains_finishes_what_it_can_and_releases_the_rest(
-    database_url: str, redis_prefix: str, cluster: Cluster, record: Record
-) -> None:
-    cluster.use(database_url, REDIS_URL, redis_prefix, lease_s=LEASE_S, grace_s=GRACE_S)
-    a = cluster.runner("A", concurrency=QUICK + SLOW)
-    wait_runner_ready(a)
+ON_A = "SELECT count(*) FROM jobs WHERE status = 'active' AND worker = %s"
+
+
+def quick_and_slow(sigterm_at: float) -> list[JobSubmission]:
+    """QUICK jobs whose first attempt ends within the grace period after `sigterm_at` (a unix
+    time), then SLOW ones whose first attempt lasts a minute past it (a second one is short)."""
     rng = random.Random(7)
-    sigterm_at = time.time() + 4  # time enough for B to start while A holds the jobs
     jobs = [
         sleep_job(0, tag="quick", first_until=sigterm_at + rng.uniform(0.1, 0.7) * GRACE_S)
         for _ in range(QUICK)
     ]
     jobs += [sleep_job(200, tag="slow", first_until=sigterm_at + GRACE_S + 60) for _ in range(SLOW)]
+    return jobs
+
+
+def drain(
+    conn: psycopg.Connection[Any], a: Proc, sigterm_at: float
+) -> tuple[int, int | None, float, int]:
+    """SIGTERM A at `sigterm_at`: the jobs it held then, its exit code, the seconds it took
+    to exit, and the jobs it still held after grace + lease."""
+    time.sleep(max(0.0, sigterm_at - time.time()))
+    busy = scalar(conn, ON_A, a.worker_id)
+    sigterm = time.monotonic()
+    exit_code = stop_gracefully(a, GRACE_S + 15)
+    exited_s = time.monotonic() - sigterm
+    time.sleep(max(0.0, sigterm + GRACE_S + LEASE_S - time.monotonic()))
+    left_on_a = scalar(conn, ON_A, a.worker_id)
+    return busy, exit_code, exited_s, left_on_a
+
+
+def test_r7_sigterm_drains_finishes_what_it_can_and_releases_the_rest(
+    database_url: str, redis_prefix: str, cluster: Cluster, record: Record
+) -> None:
+    settings = {"lease_s": LEASE_S, "grace_s": GRACE_S}
+    [a] = cluster.boot(database_url, redis_prefix, ["A"], QUICK + SLOW, **settings)
+    sigterm_at = time.time() + 4  # time enough for B to start while A holds the jobs
     with cluster.services() as svc:
-        ids = [j.id for j in submit(svc, jobs)]
+        ids = [j.id for j in submit(svc, quick_and_slow(sigterm_at))]
     with db(database_url) as conn:
-        on_a = "SELECT count(*) FROM jobs WHERE status = 'active' AND worker = %s"
-        wait_until(lambda: scalar(conn, on_a, a.worker_id) == len(ids), 10, "A to hold every job")
-        b = cluster.runner("B", concurrency=SLOW)
-        wait_runner_ready(b)
-        time.sleep(max(0.0, sigterm_at - time.time()))
-        busy = scalar(conn, on_a, a.worker_id)
-        sigterm = time.monotonic()
-        exit_code = stop_gracefully(a, GRACE_S + 15)
-        exited_s = time.monotonic() - sigterm
-        time.sleep(max(0.0, sigterm + GRACE_S + LEASE_S - time.monotonic()))
-        left_on_a = scalar(conn, on_a, a.worker_id)
+        wait_until(lambda: scalar(conn, ON_A, a.worker_id) == len(ids), 10, "A to hold every job")
+        [b] = cluster.ready_runners(["B"], SLOW)
+        busy, exit_code, exited_s, left_on_a = drain(conn, a, sigterm_at)
         done = "SELECT count(*) FROM jobs WHERE status = 'completed'"
         wait_until(lambda: scalar(conn, done) == len(ids), GRACE_S * 2 + 30, "every job done")
         rows = conn.execute(

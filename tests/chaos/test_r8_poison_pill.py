@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
+
+import psycopg
 
 from common.models import JobSubmission
 from tests.chaos.harness import (
@@ -24,10 +27,8 @@ from tests.chaos.harness import (
     scalar,
     sleep_job,
     submit,
-    wait_runner_ready,
     wait_until,
 )
-from tests.conftest import REDIS_URL
 
 LEASE_S = pick(1.0, 2.0)
 OTHERS = pick(300, 1500)
@@ -72,24 +73,27 @@ def submit_stream(cluster: Cluster) -> tuple[list[int], float]:
     return poison_ids, poisoned_at
 
 
+def wait_poison_failed(conn: psycopg.Connection[Any], poisoned_at: float) -> float:
+    """Until every poison job has failed; return the seconds from the first one's submission."""
+    wait_until(
+        lambda: scalar(conn, OPEN_POISON) == 0,
+        MAX_STALLS * (LEASE_S + 5) * POISON + 30,
+        "the poison job to fail",
+    )
+    return time.monotonic() - poisoned_at
+
+
 def test_r8_a_poison_pill_fails_as_stalled_and_others_keep_flowing(
     database_url: str, redis_prefix: str, cluster: Cluster, record: Record
 ) -> None:
-    cluster.use(database_url, REDIS_URL, redis_prefix, lease_s=LEASE_S)
-    runners = [cluster.runner(f"R{i}", concurrency=4) for i in range(3)]
-    for runner in runners:
-        wait_runner_ready(runner)
+    names = [f"R{i}" for i in range(3)]
+    runners = cluster.boot(database_url, redis_prefix, names, 4, lease_s=LEASE_S)
     supervisor = Supervisor(cluster, runners)
     supervisor.start()
     try:
         poison_ids, poisoned_at = submit_stream(cluster)
         with db(database_url) as conn:
-            wait_until(
-                lambda: scalar(conn, OPEN_POISON) == 0,
-                MAX_STALLS * (LEASE_S + 5) * POISON + 30,
-                "the poison job to fail",
-            )
-            poison_s = time.monotonic() - poisoned_at
+            poison_s = wait_poison_failed(conn, poisoned_at)
             wait_until(lambda: not_terminal(conn) == 0, 60, "the other jobs to finish")
             poisons = conn.execute(POISONS).fetchall()
             finished = [float(r[0]) for r in conn.execute(OTHERS_FINISHED, (poison_ids,))]
