@@ -4,6 +4,7 @@ verbs on ids refusing like the API, a help that names every verb, and `make dev 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -199,8 +200,14 @@ def test_help_describes_every_command(env: dict[str, str], tmp_path: Path) -> No
 
 def test_make_dev_takes_the_port() -> None:
     def dev_command(*variables: str) -> str:
+        # Run from `make test` too: a nested make prints its directories unless told not to.
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         result = subprocess.run(
-            ["make", "-n", "dev", *variables], cwd=ROOT, capture_output=True, text=True
+            ["make", "--no-print-directory", "-n", "dev", *variables],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
