@@ -62,26 +62,35 @@ class QueueSelection:
     def names(self) -> list[str]:
         return list(self.weights)
 
-    def refresh(self) -> None:
-        """Serving every queue: add the queues Postgres knows now (at most every refresh_s)."""
+    def refresh(self, force: bool = False) -> None:
+        """Serving every queue: add the queues Postgres knows now (at most every refresh_s
+        unless forced). The watcher thread calls it, off the claim loop: a query there made
+        delayed jobs start late. New dicts replace the old, so the claim loop never sees one
+        change under it."""
         if self.fixed or self._discover is None:
             return
-        if time.monotonic() - self._refreshed < self._refresh_s:
+        if not force and time.monotonic() - self._refreshed < self._refresh_s:
             return
         self._refreshed = time.monotonic()
-        for name in self._discover():
-            if name not in self.weights:
-                self.weights[name] = 1
-                self._current[name] = 0
+        new = [name for name in self._discover() if name not in self.weights]
+        if new:
+            self._current = {**self._current, **dict.fromkeys(new, 0)}
+            self.weights = {**self.weights, **dict.fromkeys(new, 1)}
+
+    def maybe_run(self) -> int:
+        """As periodic upkeep (common/runner/watch.py): refresh when due."""
+        self.refresh()
+        return 0
 
     def order(self) -> list[str]:
         """Every queue once, the one whose turn it is first (smooth weighted round robin)."""
-        if len(self.weights) == 1:
-            return self.names
-        total = sum(self.weights.values())
-        for name, weight in self.weights.items():
-            self._current[name] += weight
-        first = max(self._current, key=lambda n: self._current[n])
-        self._current[first] -= total
-        rest = sorted((n for n in self.weights if n != first), key=lambda n: -self._current[n])
+        weights, current = self.weights, self._current
+        if len(weights) == 1:
+            return list(weights)
+        total = sum(weights.values())
+        for name, weight in weights.items():
+            current[name] = current.get(name, 0) + weight
+        first = max(weights, key=lambda n: current[n])
+        current[first] -= total
+        rest = sorted((n for n in weights if n != first), key=lambda n: -current[n])
         return [first, *rest]

@@ -81,7 +81,7 @@ class Runner:
         self.worker_id = worker_id or default_worker_id()
         self._recorder = Recorder(manager, self._recorded)
         self._executor = JobExecutor(registry, concurrency, self._recorder.put)
-        self._watcher = Watcher(manager, self._executor, lease_s, upkeep)
+        self._watcher = Watcher(manager, self._executor, lease_s, [self.queues, *upkeep])
         self._slots = threading.Condition()
         self._inflight = 0
         self._exclusive = False  # a suspect job runs, or waits for us to fall idle
@@ -110,6 +110,10 @@ class Runner:
         for thread in self.background:
             thread.start()
         try:
+            try:
+                self.queues.refresh(force=True)
+            except DependencyDown as exc:  # the watcher looks again at its next beat
+                log.warning("could not list the queues yet: %s", exc.message)
             while not self._stop.is_set() and self._step():
                 pass
         finally:
@@ -160,7 +164,6 @@ class Runner:
             return True
         idle = self._inflight == 0
         try:
-            self.queues.refresh()
             turn = self._claim_round(free, idle)
             if turn.popped or turn.suspect_waiting:
                 pass
@@ -209,6 +212,7 @@ class Runner:
         """Burst mode ends when Redis holds nothing more; Postgres must agree. Pending or
         delayed jobs it holds that Redis lacks (a lost push) are pushed again and the run
         goes on, instead of leaving them to a reconciler that may never run."""
+        self.queues.refresh(force=True)  # a queue that appeared meanwhile counts too
         lost = self.manager.reconcile_queues(self.queues.names)
         if lost:
             log.warning("burst: %d jobs were missing from Redis; pushed them again", lost)
