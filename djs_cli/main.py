@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import logging
@@ -21,6 +20,7 @@ from djs_cli.admin import add_admin_commands
 from djs_cli.devservers import ensure_database
 from djs_cli.devstate import default_data_dir, settings_with_dev_servers
 from djs_cli.errors import USAGE, explain
+from djs_cli.gc_tuning import settle_gc
 from djs_cli.net import cannot_listen, ensure_port_free
 
 
@@ -28,23 +28,6 @@ def _signals_call(handler: Callable[[], None]) -> None:
     """Ctrl-C and SIGTERM both mean: stop gracefully."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: handler())
-
-
-def _settle_gc() -> None:
-    """Keep full garbage collections off the request and job paths.
-
-    What start-up allocates (modules, the app, the job threads) lives as long as the process,
-    yet every full collection walked it: 25-33 ms pauses in the API and runner processes
-    (timed with gc.callbacks), enough to push the pickup p99 at 200 jobs/s past 5 ms.
-    gc.freeze() takes it out of the collector's sight; cycles made later are still collected.
-    """
-    gc.collect()
-    gc.freeze()
-    # With the start-up heap frozen, gen2 looks nearly empty to CPython's 25 % rule, so a
-    # full collection came every 70,000 allocations, each walking what bulk requests left
-    # in gen2 (26-62 ms after the batch bench). Young collections stay frequent enough for
-    # the few cycles a request makes; full ones come every few million allocations.
-    gc.set_threshold(10_000, 20, 100)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -56,54 +39,15 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
-    from api_app.factory import create_app
-    from api_app.local_server import FastRequestHandler, make_server
-    from common.services import Services
+    """The API on the production front (djs_cli/http_front.py: granian)."""
+    from djs_cli.http_front import options_from, serve
 
-    if not args.port_checked:
-        ensure_port_free(args.host, args.port)
-    if args.processes > 1:
-        return _api_processes(args)
-    FastRequestHandler.access_log = args.access_log
-    services = Services.connect(settings)
+    # granian's workers listen with SO_REUSEPORT, so they would not notice another server.
+    ensure_port_free(args.host, args.port)
     try:
-        server = make_server(create_app(services), args.host, args.port)
+        return serve(settings, options_from(args))
     except OSError as exc:  # taken since the check
-        services.close()
         raise cannot_listen(args.host, args.port, exc) from exc
-    # serve_forever blocks this thread; shutdown() must come from another one.
-    _signals_call(lambda: _in_thread(server.shutdown))
-    print(f"djs api listening on http://{args.host}:{args.port}", flush=True)
-    _settle_gc()
-    server.server.serve_forever(poll_interval=0.2)
-    services.close()
-    return 0
-
-
-def _api_processes(args: argparse.Namespace) -> int:
-    """N single-process servers on one port (SO_REUSEPORT): Python serves a request on one
-    core at a time, so more cores need more processes."""
-    import subprocess
-
-    command = [sys.executable, "-m", "djs_cli.main", "api", "--host", args.host]
-    command += ["--port", str(args.port), "--processes", "1", "--port-checked"]
-    if args.access_log:
-        command.append("--access-log")
-    children = [subprocess.Popen(command) for _ in range(args.processes)]
-
-    def stop_children() -> None:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-
-    _signals_call(stop_children)
-    return max(c.wait() for c in children)
-
-
-def _in_thread(func: Callable[[], Any]) -> None:
-    import threading
-
-    threading.Thread(target=func, daemon=True).start()
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,7 +68,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         args.concurrency,
         ", ".join(registry.types()),
     )
-    _settle_gc()
+    settle_gc()
     runner.run()
     services.close()
     return 0
@@ -218,13 +162,10 @@ def _add_dev(sub: Any) -> None:
 
 
 def _add_api(sub: Any) -> None:
+    from djs_cli.http_front import add_arguments
+
     api = sub.add_parser("api", help="serve the HTTP API")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--processes", type=int, default=1, help="server processes on the port")
-    api.add_argument("--access-log", action="store_true", help="log every request")
-    # Set by `djs api --processes N` for its children, which share the port it checked.
-    api.add_argument("--port-checked", action="store_true", help=argparse.SUPPRESS)
+    add_arguments(api)  # --host --port --processes --threads --max-body-bytes ... --access-log
     api.set_defaults(func=cmd_api)
 
 
