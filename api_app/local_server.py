@@ -1,15 +1,14 @@
-"""Serve the API with Chalice's local server, minus its keep-alive stall and tiny backlog."""
+"""`chalice local`'s fixes: its keep-alive stall, its tiny backlog, its 403 for an unknown
+route, and a reloader child that outlived a SIGTERM. (`djs api` serves on granian instead:
+api_app/wsgi.py.)"""
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 
 import chalice.local as chalice_local
-from chalice.app import Chalice
-from chalice.config import Config
 
 # Measured on Chalice 1.34: without TCP_NODELAY every request on a kept-alive connection waits
 # ~44 ms (Nagle + delayed ACK), and the default listen backlog of 5 drops connections.
@@ -18,16 +17,17 @@ _BACKLOG = 1024
 _NOT_FOUND = b'{"error": {"code": "not_found", "message": "no such route", "details": null}}'
 
 
-class FastRequestHandler(chalice_local.ChaliceRequestHandler):
-    disable_nagle_algorithm = True
-    access_log = False
+def tune_chalice_local() -> None:
+    """Fix a stock `chalice local` (called from app.py when it runs): no keep-alive stall, a
+    real backlog, unknown routes as our 404, and a reloader child that dies with its parent."""
+    handler = chalice_local.ChaliceRequestHandler
+    handler.disable_nagle_algorithm = True
+    chalice_local.ThreadedHTTPServer.request_queue_size = _BACKLOG
+    original = handler._send_error_response
 
-    def log_message(self, format: str, *args: object) -> None:
-        # One stderr line per request costs more than the request at thousands a second.
-        if self.access_log:
-            super().log_message(format, *args)
-
-    def _send_error_response(self, error: chalice_local.LocalGatewayException) -> None:
+    def send_error_response(
+        self: chalice_local.ChaliceRequestHandler, error: chalice_local.LocalGatewayException
+    ) -> None:
         # API Gateway answers an unknown route with 403 "Missing Authentication Token";
         # a local user is better served by a 404 in our own error shape.
         if isinstance(error, chalice_local.ForbiddenError) and b"Missing Authentication" in (
@@ -35,28 +35,9 @@ class FastRequestHandler(chalice_local.ChaliceRequestHandler):
         ):
             self._send_http_response(404, {"Content-Type": "application/json"}, _NOT_FOUND)
             return
-        super()._send_error_response(error)
+        original(self, error)
 
-
-class FastServer(chalice_local.ThreadedHTTPServer):
-    request_queue_size = _BACKLOG
-    allow_reuse_address = True
-    # Several `djs api` processes may listen on one port; the kernel spreads connections.
-    allow_reuse_port = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client that hangs up mid-response is not a server error worth a traceback.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
-def tune_chalice_local() -> None:
-    """Apply the same fixes to a stock `chalice local` (called from app.py when it runs)."""
-    handler = chalice_local.ChaliceRequestHandler
-    handler.disable_nagle_algorithm = True
-    handler._send_error_response = FastRequestHandler._send_error_response  # type: ignore[method-assign]
-    chalice_local.ThreadedHTTPServer.request_queue_size = _BACKLOG
+    handler._send_error_response = send_error_response  # type: ignore[method-assign]
     if os.environ.get("CHALICE_WORKER"):
         _exit_with_parent()
 
@@ -72,13 +53,3 @@ def _exit_with_parent(poll_s: float = 0.2) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="djs-parent-watch", daemon=True).start()
-
-
-def make_server(app: Chalice, host: str, port: int) -> chalice_local.LocalDevServer:
-    """What `chalice.local.create_local_server` does, with the faster handler and server."""
-    chalice_local.CustomLocalChalice.__bases__ = (chalice_local.LocalChalice, app.__class__)
-    app.__class__ = chalice_local.CustomLocalChalice
-    config = Config.create(chalice_app=app, app_name=app.app_name, lambda_timeout=900)
-    return chalice_local.LocalDevServer(
-        app, config, host, port, handler_cls=FastRequestHandler, server_cls=FastServer
-    )

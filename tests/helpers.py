@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -23,6 +24,20 @@ def start_djs(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+    )
+
+
+def run_djs(
+    args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """One djs command to its end, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "djs_cli.main", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
 
 

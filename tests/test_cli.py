@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,10 @@ from chalice.test import Client
 from common.models import JobSubmission
 from common.services import Services
 from tests.conftest import post_json
-from tests.helpers import free_port
+from tests.helpers import free_port, run_djs
 from worker_app.app import registry
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def djs(
-    args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "djs_cli.main", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -46,25 +32,25 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_bad_payload_json_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
-    result = djs(["submit", "echo", "--payload", "{bad"], env, tmp_path)
+    result = run_djs(["submit", "echo", "--payload", "{bad"], env, tmp_path)
     assert result.returncode == 2
     assert one_error_line(result).startswith("error: argument --payload: not valid JSON: ")
 
 
 def test_a_bound_out_of_range_names_the_field(env: dict[str, str], tmp_path: Path) -> None:
-    result = djs(["submit", "echo", "--priority", "5000"], env, tmp_path)
+    result = run_djs(["submit", "echo", "--priority", "5000"], env, tmp_path)
     assert result.returncode == 2
     assert one_error_line(result) == "error: priority: Input should be less than or equal to 1000"
 
 
 def test_a_bad_queue_list_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
-    result = djs(["worker", "--queues", "emails:-1"], env, tmp_path)
+    result = run_djs(["worker", "--queues", "emails:-1"], env, tmp_path)
     assert result.returncode == 2
     assert one_error_line(result).startswith("error: not a queue: 'emails:-1' ")
 
 
 def test_retry_without_ids_or_filter_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
-    result = djs(["retry"], env, tmp_path)
+    result = run_djs(["retry"], env, tmp_path)
     assert result.returncode == 2
     assert one_error_line(result).startswith("error: retry needs job ids or a filter (--queue, ")
 
@@ -75,7 +61,7 @@ def test_postgres_down_is_one_line_naming_the_server(env: dict[str, str], tmp_pa
     down = {**env, "DATABASE_URL": f"postgresql://postgres:s3cret@127.0.0.1:{port}/djs"}
     shown = f"postgresql://postgres:***@127.0.0.1:{port}/djs"
     for args in (["status", "1"], ["migrate"], ["cancel", "1"]):
-        result = djs(args, down, tmp_path)
+        result = run_djs(args, down, tmp_path)
         assert result.returncode == 1, args
         line = one_error_line(result)
         assert line.startswith(f"error: postgres is unavailable ({shown}: "), line
@@ -83,7 +69,7 @@ def test_postgres_down_is_one_line_naming_the_server(env: dict[str, str], tmp_pa
 
 
 def test_status_of_an_unknown_job_exits_1(env: dict[str, str], tmp_path: Path) -> None:
-    result = djs(["status", "424242"], env, tmp_path)
+    result = run_djs(["status", "424242"], env, tmp_path)
     assert result.returncode == 1
     assert one_error_line(result) == "error: job 424242 not found"
 
@@ -101,7 +87,7 @@ def test_api_on_a_port_in_use_is_one_line_exit_1(env: dict[str, str], tmp_path: 
     for reuse_port in (False, True):
         with _listening(reuse_port) as taken:
             port = taken.getsockname()[1]
-            result = djs(["api", "--port", str(port)], env, tmp_path, timeout_s=20)
+            result = run_djs(["api", "--port", str(port)], env, tmp_path, timeout_s=20)
         assert result.returncode == 1, reuse_port
         assert one_error_line(result) == (
             f"error: port {port} on 127.0.0.1 is in use (is another djs api or djs dev running?)"
@@ -129,7 +115,7 @@ def test_cancel_of_a_completed_job_is_refused_like_the_api(
 ) -> None:
     job_id = _submit(services)
     _run_pending(services)
-    result = djs(["cancel", str(job_id)], env, tmp_path)
+    result = run_djs(["cancel", str(job_id)], env, tmp_path)
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"cancelled": [], "cancel_requested": []}
     api = post_json(client, f"/jobs/{job_id}/cancel", {})
@@ -141,7 +127,7 @@ def test_cancel_of_a_completed_job_is_refused_like_the_api(
 def test_remove_of_an_unknown_id_is_refused_like_the_api(
     client: Client, env: dict[str, str], tmp_path: Path
 ) -> None:
-    result = djs(["remove", "987654"], env, tmp_path)
+    result = run_djs(["remove", "987654"], env, tmp_path)
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"remove": []}
     api = client.http.delete("/jobs/987654")
@@ -154,7 +140,7 @@ def test_ids_alone_apply_to_each_job_and_report_every_refusal(
 ) -> None:
     delayed = _submit(services, delay_ms=600_000)
     pending = _submit(services)
-    result = djs(["promote", str(delayed), str(pending), "999999"], env, tmp_path)
+    result = run_djs(["promote", str(delayed), str(pending), "999999"], env, tmp_path)
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"promote": [delayed]}
     assert result.stderr.splitlines() == [
@@ -170,7 +156,7 @@ def test_ids_that_all_succeed_exit_0(
 ) -> None:
     first, second = _submit(services), _submit(services)
     _run_pending(services)
-    result = djs(["retry", str(first), str(second)], env, tmp_path)
+    result = run_djs(["retry", str(first), str(second)], env, tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     assert json.loads(result.stdout) == {"retry": [first, second]}
 
@@ -179,7 +165,7 @@ def test_a_filter_keeps_the_bulk_verb(
     services: Services, env: dict[str, str], tmp_path: Path
 ) -> None:
     waiting = _submit(services, queue="bulkq")
-    result = djs(["cancel", "--queue", "bulkq"], env, tmp_path)
+    result = run_djs(["cancel", "--queue", "bulkq"], env, tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     assert json.loads(result.stdout) == {"cancelled": [waiting], "cancel_requested": []}
 
@@ -188,7 +174,7 @@ def test_a_filter_keeps_the_bulk_verb(
 
 
 def test_help_describes_every_command(env: dict[str, str], tmp_path: Path) -> None:
-    result = djs(["--help"], env, tmp_path)
+    result = run_djs(["--help"], env, tmp_path)
     assert result.returncode == 0
     text = result.stdout
     listed = text.split("positional arguments:")[1].split("{")[1].split("}")[0].split(",")

@@ -20,7 +20,7 @@ import pytest
 from common.settings import Settings
 from djs_cli import devstate
 from djs_cli.redact import without_password
-from tests.helpers import Http, free_port
+from tests.helpers import Http, free_port, run_djs
 
 SERVER_ENV = ("DATABASE_URL", "REDIS_URL")
 
@@ -28,17 +28,6 @@ SERVER_ENV = ("DATABASE_URL", "REDIS_URL")
 def without_servers(env: dict[str, str]) -> dict[str, str]:
     """The environment of a user who set neither DATABASE_URL nor REDIS_URL."""
     return {k: v for k, v in env.items() if k not in SERVER_ENV}
-
-
-def djs(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "djs_cli.main", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 class Dev:
@@ -143,18 +132,18 @@ def test_submit_and_status_find_the_dev_servers_without_urls(
     process.wait_for("djs is up")
     user_env = without_servers(env)
 
-    submitted = djs(["submit", "echo", "--payload", '{"x": 1}'], user_env, tmp_path)
+    submitted = run_djs(["submit", "echo", "--payload", '{"x": 1}'], user_env, tmp_path)
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
     _wait_completed(settings.database_url, job_id)  # in dev's database, run by dev's worker
 
-    shown = djs(["status", str(job_id)], user_env, tmp_path)
+    shown = run_djs(["status", str(job_id)], user_env, tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["result"] == {"x": 1}
 
     # What the environment names wins over the state file.
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/djs"
-    refused = djs(["status", str(job_id)], {**user_env, "DATABASE_URL": dead}, tmp_path)
+    refused = run_djs(["status", str(job_id)], {**user_env, "DATABASE_URL": dead}, tmp_path)
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"error: postgres is unavailable ({dead}: ")
 
@@ -189,7 +178,7 @@ def test_dev_refuses_a_port_in_use_before_starting_anything(
         taken.listen()
         port = taken.getsockname()[1]
         started = time.monotonic()
-        result = djs(["dev", "--port", str(port)], env, tmp_path)
+        result = run_djs(["dev", "--port", str(port)], env, tmp_path)
         elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert result.stderr == (
@@ -204,7 +193,7 @@ def test_a_second_dev_on_the_same_data_dir_is_refused(
 ) -> None:
     process, port = dev
     process.wait_for("djs is up")
-    second = djs(["dev", "--port", str(free_port())], env, tmp_path)
+    second = run_djs(["dev", "--port", str(free_port())], env, tmp_path)
     assert second.returncode == 1
     assert second.stderr.startswith("error: djs dev is already running with ")
     assert f"(pid {process.proc.pid}, API http://127.0.0.1:{port})" in second.stderr
@@ -235,12 +224,12 @@ def test_embedded_servers_are_found_by_submit_and_status(
 
 
 def _submit_and_see_it_complete(user_env: dict[str, str], cwd: Path) -> None:
-    submitted = djs(["submit", "echo", "--payload", '{"x": 1}'], user_env, cwd)
+    submitted = run_djs(["submit", "echo", "--payload", '{"x": 1}'], user_env, cwd)
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        shown = djs(["status", str(job_id)], user_env, cwd)
+        shown = run_djs(["status", str(job_id)], user_env, cwd)
         assert shown.returncode == 0, shown.stderr
         if json.loads(shown.stdout)["status"] == "completed":
             return
