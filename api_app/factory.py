@@ -6,6 +6,7 @@ from chalice.app import Chalice
 
 from api_app.errors import chalice_errors_in_our_shape
 from api_app.routes.bulk import bulk_routes
+from api_app.routes.docs import docs_routes
 from api_app.routes.health import health_routes
 from api_app.routes.job_actions import job_action_routes
 from api_app.routes.jobs import jobs_routes
@@ -21,4 +22,5 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(bulk_routes(services))
     app.register_blueprint(queues_routes(services))
     app.register_blueprint(health_routes(services))
+    app.register_blueprint(docs_routes(app))
     return app

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common import limits
+
 Event = dict[str, Any]
 
 # A job's timeout when neither the job nor its handler names one.
@@ -48,14 +50,25 @@ class JobContext:
     # A plain flag, not a threading.Event: an Event per job (a Condition and a lock) was 9 %
     # of a busy runner's GIL time, and handlers only read it.
     _cancelled: bool = field(default=False, init=False, repr=False)
+    _log_chars: int = field(default=0, init=False, repr=False)
+    _logs_dropped: int = field(default=0, init=False, repr=False)
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
     def log(self, message: str) -> None:
-        """Keep a log line with this attempt (the first 1,000 lines of 2,000 characters)."""
-        if len(self.logs) < 1000:
-            self.logs.append(str(message)[:2000])
+        """Keep a log line with this attempt: lines of up to 2,000 characters, 64 KiB in all
+        (1,000 full lines made 2 MB per attempt, 40 MB in a job's history); past that, one
+        line says how many were dropped."""
+        if self._log_chars >= limits.MAX_LOG_CHARS:
+            self._logs_dropped += 1
+            self.logs[-1] = f"... [{self._logs_dropped} more log lines not kept]"
+            return
+        line = str(message)[: limits.MAX_LOG_LINE_CHARS]
+        self._log_chars += len(line)
+        self.logs.append(line)
+        if self._log_chars >= limits.MAX_LOG_CHARS:
+            self.logs.append("... [0 more log lines not kept]")
 
     def progress(self, pct: float) -> None:
         self.progress_pct = max(0.0, min(100.0, float(pct)))

@@ -20,6 +20,10 @@ MAX_KEEP = 100_000_000  # retention and clean counts
 MAX_RESULT_CHARS = 1 << 20  # a handler's result, as JSON; a larger one fails the job
 MAX_ERROR_CHARS = 16 << 10  # an attempt's error message (and each log line): truncated
 MAX_TRACEBACK_CHARS = 64 << 10  # an attempt's traceback: truncated
+MAX_LOG_LINE_CHARS = 2000  # one line of an attempt's log
+MAX_HISTORY = 50  # attempts a job's detail shows, the newest (attempts_total counts them all)
+MAX_EVENTS = 200  # events a job's detail shows, the newest (events_total counts them all)
+MAX_LOG_CHARS = 64 << 10  # an attempt's log lines in all; later lines are counted, not kept
 
 
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:

@@ -214,6 +214,15 @@ class JobManager:
             log.warning("recovered %d stalled jobs", len(recovered))
         return len(recovered)
 
+    def quarantine_unreadable(self, limit: int) -> int:
+        """Delayed jobs due at a time djs cannot read -> failed (invalid_record); they leave
+        the dispatcher. Return how many."""
+        failed = self.store.quarantine_unreadable(limit)
+        if failed:
+            self._forget(failed)
+            log.error("quarantined %d delayed jobs whose run_at djs cannot read", len(failed))
+        return len(failed)
+
     def reconcile(
         self, older_than_s: float, after_id: int, limit: int
     ) -> tuple[int, int, int] | None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
+from annotated_types import Interval
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -28,9 +31,40 @@ FailReason = Literal[
 # Queue and type names end up in Redis keys and URLs: keep them plain.
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_BATCH = limits.MAX_BATCH
-# Body integers are strict: `true` and `5.0` are not integers.
+# Body numbers are strict: `true` and `5.0` are not integers, `true` is not a number.
 Int = Annotated[int, Strict()]
-Id = Annotated[int, Field(ge=1, le=limits.BIGINT)]
+Float = Annotated[float, Strict()]
+Id = Annotated[Int, Interval(ge=1, le=limits.BIGINT)]
+
+
+def _decimal(value: Any) -> Any:
+    # A query string's integer is its decimal digits: int() would also take "5.0", " 5", "+5"
+    # and "5_0", and thousands of digits slowly.
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            raise ValueError("must be a whole number in decimal digits")
+        return int(value)
+    return value
+
+
+# An integer from the query string (or given as an int from Python): strict after parsing.
+QueryInt = Annotated[Int, BeforeValidator(_decimal)]
+QueryId = Annotated[Id, BeforeValidator(_decimal)]  # the parser outermost: bounds in the schema
+
+# RFC 3339, the document's `date-time`: pydantic alone would also read a number, or digits,
+# as Unix seconds, and take a space for the T or a time without seconds.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 time with a time zone, e.g. 2026-01-31T12:00:00Z")
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be a time as text, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 def unstorable_json(value: Any) -> str | None:
@@ -52,7 +86,7 @@ class Backoff(BaseModel):
     type: Literal["exponential", "fixed"] = "exponential"
     delay_ms: Int = Field(default=1000, ge=0, le=limits.MAX_BACKOFF_MS)
     max_delay_ms: Int | None = Field(default=None, ge=0, le=limits.MAX_BACKOFF_MS)
-    jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+    jitter: Float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class JobSubmission(BaseModel):
@@ -67,8 +101,8 @@ class JobSubmission(BaseModel):
     attempts: Int = Field(default=3, ge=1, le=100, description="Maximum attempts.")
     backoff: Backoff = Field(default_factory=Backoff)
     delay_ms: Int | None = Field(default=None, ge=0, le=365 * 24 * 3600 * 1000)
-    run_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with a time zone.")
-    timeout_s: float | None = Field(default=None, gt=0, le=24 * 3600)
+    run_at: Time | None = Field(default=None, description="RFC 3339, with a time zone.")
+    timeout_s: Float | None = Field(default=None, gt=0, le=24 * 3600)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("payload")
@@ -168,8 +202,14 @@ class JobOut(BaseModel):
 
 
 class JobDetail(JobOut):
-    history: list[AttemptOut]
-    events: list[EventOut]
+    history: list[AttemptOut] = Field(
+        description=f"The newest {limits.MAX_HISTORY} attempts, oldest first "
+        "(attempts_total counts them all)."
+    )
+    events: list[EventOut] = Field(
+        description=f"The newest {limits.MAX_EVENTS} events, oldest first."
+    )
+    events_total: int = Field(description="Every event of the job.")
 
 
 class JobFilter(BaseModel):
@@ -180,8 +220,8 @@ class JobFilter(BaseModel):
     status: JobStatus | None = None
     queue: str | None = Field(default=None, pattern=NAME_PATTERN)
     type: str | None = Field(default=None, pattern=NAME_PATTERN)
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: Time | None = None
+    created_before: Time | None = None
     ids: list[Id] | None = Field(default=None, max_length=MAX_BATCH)
 
     @field_validator("created_after", "created_before")
@@ -193,8 +233,9 @@ class JobFilter(BaseModel):
 class ListQuery(JobFilter):
     """Query string of `GET /jobs`."""
 
-    limit: int = Field(default=50, ge=1, le=500)
-    cursor: int | None = Field(default=None, ge=1, le=limits.BIGINT)
+    ids: list[QueryId] | None = Field(default=None, max_length=MAX_BATCH)
+    limit: QueryInt = Field(default=50, ge=1, le=500)
+    cursor: QueryId | None = None
 
 
 class Retention(BaseModel):
@@ -216,7 +257,16 @@ class QueueSettings(BaseModel):
 class CleanRequest(BaseModel):
     """Remove finished jobs of one queue older than an age, or beyond the newest N."""
 
-    model_config = ConfigDict(extra="forbid")
+    # `_age_or_keep`, said in the schema too, so a client (or a fuzzer) can read it there.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "integer"}}}
+                for name in ("age_s", "keep")
+            ]
+        },
+    )
 
     status: Literal["completed", "failed", "cancelled"]
     age_s: Int | None = Field(default=None, ge=0, le=limits.MAX_AGE_S)

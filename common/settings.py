@@ -33,3 +33,6 @@ class Settings(BaseSettings):
     # How often a runner's janitor promotes due delayed jobs and enforces retention.
     janitor_interval_s: float = 1.0
     default_queue: str = "default"
+    # One page of GET /jobs holds about this many bytes at most (and at least one job);
+    # next_cursor goes on from where the budget ran out.
+    list_max_bytes: int = Field(default=4 << 20, ge=1)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
-import signal
 import sys
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 import psycopg
@@ -20,14 +17,8 @@ from djs_cli.admin import add_admin_commands
 from djs_cli.devservers import ensure_database
 from djs_cli.devstate import default_data_dir, settings_with_dev_servers
 from djs_cli.errors import USAGE, explain
-from djs_cli.gc_tuning import settle_gc
 from djs_cli.net import cannot_listen, ensure_port_free
-
-
-def _signals_call(handler: Callable[[], None]) -> None:
-    """Ctrl-C and SIGTERM both mean: stop gracefully."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: handler())
+from djs_cli.worker import add_worker
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -48,30 +39,6 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
         return serve(settings, options_from(args))
     except OSError as exc:  # taken since the check
         raise cannot_listen(args.host, args.port, exc) from exc
-
-
-def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from common.runner import parse_queues
-    from common.services import Services
-    from worker_app.app import registry
-
-    for module in args.imports:  # extra handler modules register into the same registry
-        importlib.import_module(module)
-    queues = parse_queues(args.queues) if args.queues else None
-    services = Services.connect(settings)
-    runner = services.runner(registry, queues, concurrency=args.concurrency, burst=args.burst)
-    _signals_call(runner.stop)
-    logging.getLogger("djs").info(
-        "worker %s on %s, concurrency %d, handlers: %s",
-        runner.worker_id,
-        f"queues {args.queues}" if queues else "every queue",
-        args.concurrency,
-        ", ".join(registry.types()),
-    )
-    settle_gc()
-    runner.run()
-    services.close()
-    return 0
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
@@ -169,26 +136,6 @@ def _add_api(sub: Any) -> None:
     api.set_defaults(func=cmd_api)
 
 
-def _add_worker(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="run jobs from every queue, or from those named")
-    worker.add_argument(
-        "--queues",
-        metavar="NAME[:WEIGHT],...",
-        help="the queues to serve, with weights (default: every queue, weight 1)",
-    )
-    worker.add_argument("--concurrency", type=int, default=8)
-    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
-    worker.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import a module that registers more handlers (repeatable)",
-    )
-    worker.set_defaults(func=cmd_worker)
-
-
 def _add_jobs(sub: Any) -> None:
     """migrate, submit, status."""
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
@@ -227,7 +174,7 @@ def _add_bench(sub: Any) -> None:
 def build_parser() -> Parser:
     parser = Parser(prog="djs")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dev, _add_api, _add_worker, _add_jobs, _add_bench, add_admin_commands):
+    for add in (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands):
         add(sub)
     # Named from the parsers themselves, so the list cannot fall behind.
     parser.description = (

@@ -144,3 +144,17 @@ def test_a_value_postgres_refuses_fails_only_its_own_request(services: Services)
         thread.join(30)
     assert outcomes == {0: "refused", **{n: "stored" for n in range(1, 9)}}
     assert _stored(services) == 8
+
+
+def test_an_attempts_log_is_bounded_and_says_what_it_dropped() -> None:
+    # 1,000 lines of 2,000 characters were kept per attempt: 2 MB, 40 MB over 20 attempts.
+    from common.handlers import JobContext
+
+    context = JobContext("chatty", job_id=1, attempt=1, deadline=0.0)
+    for _ in range(2_000):
+        context.log("x" * 5_000)
+    kept = sum(len(line) for line in context.logs)
+    assert kept <= limits.MAX_LOG_CHARS + limits.MAX_LOG_LINE_CHARS + 100
+    dropped = 2_000 - (len(context.logs) - 1)
+    assert context.logs[-1] == f"... [{dropped} more log lines not kept]"
+    assert all(len(line) <= limits.MAX_LOG_LINE_CHARS for line in context.logs)

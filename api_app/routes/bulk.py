@@ -7,9 +7,23 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.contract.bodies import Cancelled, Promoted, Redriven, Removed, Retried
+from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
 from common.models import BulkRequest, JobFilter, RedriveRequest
 from common.services import Services
+
+# What each route takes and answers, for GET /openapi.json (api_app/contract).
+_MOVING = {
+    path: documented(
+        f"{path.capitalize()} the jobs a filter names", {200: answer}, body=BulkRequest
+    )
+    for path, answer in (("retry", Retried), ("promote", Promoted), ("remove", Removed))
+}
+_CANCEL = documented("Cancel the jobs a filter names", {200: Cancelled}, body=BulkRequest)
+_REDRIVE = documented(
+    "Retry failed jobs by filter, a page at a time", {200: Redriven}, body=RedriveRequest
+)
 
 
 def bulk_routes(services: Services) -> Blueprint:
@@ -33,11 +47,12 @@ def bulk_routes(services: Services) -> Blueprint:
         ("remove", manager.remove, "removed"),
     ):
         name = f"bulk_{path}"
-        route = api_view(_moving(verb, done))
+        route = _MOVING[path](api_view(_moving(verb, done)))
         route.__name__ = name
         bp.route(f"/jobs/{path}", methods=["POST"], content_types=ANY_TYPE, name=name)(route)
 
     @bp.route("/jobs/cancel", methods=["POST"], content_types=ANY_TYPE)
+    @_CANCEL
     @api_view
     def bulk_cancel() -> Any:
         request = _bulk()
@@ -46,6 +61,7 @@ def bulk_routes(services: Services) -> Blueprint:
         return json_response(body)
 
     @bp.route("/jobs/redrive", methods=["POST"], content_types=ANY_TYPE)
+    @_REDRIVE
     @api_view
     def redrive() -> Any:
         request = RedriveRequest.model_validate(json_body(bp.current_request))

@@ -6,15 +6,23 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.contract.bodies import Health
+from api_app.contract.meta import documented
 from api_app.errors import RETRY_AFTER_S, error_body, json_response
 from common.errors import DependencyDown
 from common.services import Services
+
+# For GET /openapi.json (api_app/contract).
+_HEALTH = documented(
+    "200 when Postgres and Redis answer; 503 names the one that does not", {200: Health}
+)
 
 
 def health_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
 
     @bp.route("/health", methods=["GET"])
+    @_HEALTH
     def health() -> Any:
         checks: dict[str, str] = {}
         for name, ping in (("postgres", services.store.ping), ("redis", services.queue.ping)):

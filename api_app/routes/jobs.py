@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.contract.bodies import JobPage, SubmittedBatch, SubmittedJob
+from api_app.contract.meta import IDEMPOTENCY_HEADER, documented
 from api_app.errors import ANY_TYPE, api_view, job_id, json_body, json_response
 from common.errors import InvalidInput, NotFound
 from common.manager import Submitted
-from common.models import BatchSubmission, JobSubmission, ListQuery
+from common.models import BatchSubmission, JobDetail, JobOut, JobSubmission, ListQuery
 from common.services import Services
 
 
 def _submission(request: Any) -> JobSubmission:
     body = json_body(request)
     header_key = request.headers.get("idempotency-key")
-    if header_key and isinstance(body, dict):
+    # An empty header is a key that is not valid (422), not an absent one.
+    if header_key is not None and isinstance(body, dict):
         if body.get("idempotency_key", header_key) != header_key:
             raise InvalidInput(
                 "the Idempotency-Key header and the idempotency_key field differ",
@@ -30,11 +34,47 @@ def _submitted(s: Submitted) -> dict[str, Any]:
     return {**s.job.model_dump(mode="json"), "created": s.created, "dispatched": s.dispatched}
 
 
+def _page_body(found: list[JobOut], more: bool, max_bytes: int) -> str:
+    """A page of GET /jobs as JSON: its jobs until their JSON reaches max_bytes (at least
+    one), and the cursor to go on from the last one shown when more may follow."""
+    shown: list[bytes] = []
+    size = 0
+    for job in found:  # the store counted the large fields; this counts every byte sent
+        if shown and size >= max_bytes:
+            more = True
+            break
+        shown.append(JobOut.__pydantic_serializer__.to_json(job))
+        size += len(shown[-1])
+    next_cursor = found[len(shown) - 1].id if shown and more else None
+    return f'{{"jobs":[{b",".join(shown).decode()}],"next_cursor":{json.dumps(next_cursor)}}}'
+
+
+# What each route takes and answers, for GET /openapi.json (api_app/contract).
+_SUBMIT = documented(
+    "Submit a job (200: an idempotent replay)",
+    {200: SubmittedJob, 201: SubmittedJob},
+    body=JobSubmission,
+    headers=IDEMPOTENCY_HEADER,
+    errors={409: "The idempotency key was used with another body."},
+)
+_SUBMIT_BATCH = documented(
+    "Submit up to 1,000 jobs, all or none",
+    {200: SubmittedBatch, 201: SubmittedBatch},
+    body=BatchSubmission,
+    errors={409: "An idempotency key was used with another body."},
+)
+_LIST = documented("List jobs, newest first, a page at a time", {200: JobPage}, query=ListQuery)
+_GET = documented(
+    "One job with its history and events", {200: JobDetail}, errors={404: "No job has this id."}
+)
+
+
 def jobs_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
     store = services.store
 
     @bp.route("/jobs", methods=["POST"], content_types=ANY_TYPE)
+    @_SUBMIT
     @api_view
     def post_job() -> Any:
         [submitted] = services.batcher.submit([_submission(bp.current_request)])
@@ -43,6 +83,7 @@ def jobs_routes(services: Services) -> Blueprint:
         return json_response(_submitted(submitted), status, location)
 
     @bp.route("/jobs/batch", methods=["POST"], content_types=ANY_TYPE)
+    @_SUBMIT_BATCH
     @api_view
     def post_batch() -> Any:
         batch = BatchSubmission.model_validate(json_body(bp.current_request))
@@ -52,19 +93,19 @@ def jobs_routes(services: Services) -> Blueprint:
         return json_response(body, 201 if created else 200)
 
     @bp.route("/jobs", methods=["GET"])
+    @_LIST
     @api_view
     def list_jobs() -> Any:
         params = dict(bp.current_request.query_params or {})
         if "ids" in params:
             params["ids"] = params["ids"].split(",")
         query = ListQuery.model_validate(params)
-        found = store.list_jobs(query)
-        next_cursor = found[-1].id if len(found) == query.limit else None
-        return json_response(
-            {"jobs": [j.model_dump(mode="json") for j in found], "next_cursor": next_cursor}
-        )
+        budget = services.settings.list_max_bytes
+        found, full = store.list_within(query, budget)
+        return json_response(_page_body(found, full or len(found) == query.limit, budget))
 
     @bp.route("/jobs/{raw_id}", methods=["GET"])
+    @_GET
     @api_view
     def get_job(raw_id: str) -> Any:
         job = store.get(job_id(raw_id))

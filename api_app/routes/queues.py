@@ -7,6 +7,8 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.contract.bodies import Cleaned, Paused, QueueList, QueueRow
+from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
 from common.errors import InvalidInput
 from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
@@ -19,20 +21,32 @@ def _queue_name(raw: str) -> str:
     return raw
 
 
+def _describe(name: str, counts: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "counts": {s: counts.get(s, 0) for s in JOB_STATUSES},
+        "paused": bool(settings.get("paused", False)),
+        "remove_on_complete": settings.get("remove_on_complete"),
+        "remove_on_fail": settings.get("remove_on_fail"),
+    }
+
+
+# What each route takes and answers, for GET /openapi.json (api_app/contract).
+_LIST = documented("Every queue: counts per state, pause, retention", {200: QueueList})
+_PAUSE = documented("Pause a queue: its jobs are not claimed", {200: Paused})
+_RESUME = documented("Resume a paused queue", {200: Paused})
+_SETTINGS = documented("Set a queue's retention", {200: QueueRow}, body=QueueSettings)
+_CLEAN = documented(
+    "Remove finished jobs by age or beyond the newest N", {200: Cleaned}, body=CleanRequest
+)
+
+
 def queues_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
     store, manager = services.store, services.manager
 
-    def _describe(name: str, counts: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "counts": {s: counts.get(s, 0) for s in JOB_STATUSES},
-            "paused": bool(settings.get("paused", False)),
-            "remove_on_complete": settings.get("remove_on_complete"),
-            "remove_on_fail": settings.get("remove_on_fail"),
-        }
-
     @bp.route("/queues", methods=["GET"])
+    @_LIST
     @api_view
     def list_queues() -> Any:
         counts = store.queue_counts()
@@ -43,18 +57,21 @@ def queues_routes(services: Services) -> Blueprint:
         )
 
     @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
+    @_PAUSE
     @api_view
     def pause(name: str) -> Any:
         manager.pause(_queue_name(name), True)
         return json_response({"name": name, "paused": True})
 
     @bp.route("/queues/{name}/resume", methods=["POST"], content_types=ANY_TYPE)
+    @_RESUME
     @api_view
     def resume(name: str) -> Any:
         manager.pause(_queue_name(name), False)
         return json_response({"name": name, "paused": False})
 
     @bp.route("/queues/{name}/settings", methods=["PUT"], content_types=ANY_TYPE)
+    @_SETTINGS
     @api_view
     def put_settings(name: str) -> Any:
         settings = QueueSettings.model_validate(json_body(bp.current_request))
@@ -62,6 +79,7 @@ def queues_routes(services: Services) -> Blueprint:
         return json_response(row)
 
     @bp.route("/queues/{name}/clean", methods=["POST"], content_types=ANY_TYPE)
+    @_CLEAN
     @api_view
     def clean(name: str) -> Any:
         request = CleanRequest.model_validate(json_body(bp.current_request))

@@ -2,7 +2,7 @@
 records every attempt through the job manager."""
 
 from common.runner.queues import QueueSelection, parse_queues
-from common.runner.runner import Runner, default_worker_id
+from common.runner.runner import Runner, RunResult, default_worker_id
 from common.runner.watch import Upkeep
 
-__all__ = ["QueueSelection", "Runner", "Upkeep", "default_worker_id", "parse_queues"]
+__all__ = ["QueueSelection", "RunResult", "Runner", "Upkeep", "default_worker_id", "parse_queues"]

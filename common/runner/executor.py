@@ -4,7 +4,11 @@ Python cannot kill a thread, so a handler that overruns its timeout is *abandone
 attempt is recorded as timed out at once, its cancellation flag is set (a cooperative handler
 stops), and a fresh thread takes its slot. Whatever the abandoned thread returns later is
 discarded. The runner thus stays at full capacity and a hung handler never holds a slot for
-ever.
+ever. A handler asked to stop (a cancel request, a lost lease) gets `cancel_grace_s` to
+return, and is then abandoned the same way.
+
+Abandoned threads that still run are *leaked*: `leaked()` counts them, so the runner can
+have its process replaced before they pile up (common/runner/runner.py).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,7 @@ from common.handlers import (
 )
 from common.models import unstorable_json
 from common.records import ClaimedJob
+from common.runner.taskline import TaskLine
 
 log = logging.getLogger("djs.executor")
 
@@ -45,43 +49,9 @@ class Outcome:
     traceback: str = ""
 
 
-class _TaskLine:
-    """A FIFO for the job threads that wakes one sleeping thread at a time.
-
-    Waking a thread is a futex call and a GIL handover. queue.Queue wakes one per item: with
-    256 idle threads, its notify took 38 % of a busy runner's GIL time (py-spy --gil). Here a
-    woken thread that leaves work behind wakes the next one, and a thread that finishes a job
-    takes the next without sleeping, so short jobs need few wake-ups and long ones still
-    spread over every thread.
-    """
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._ready = threading.Condition(threading.Lock())
-        self._sleeping = 0
-        self._waking = 0  # notified, not yet back
-
-    def put(self, item: Any) -> None:
-        with self._ready:
-            self._items.append(item)
-            self._wake_one()
-
-    def get(self) -> Any:
-        with self._ready:
-            while not self._items:
-                self._sleeping += 1
-                self._ready.wait()
-                self._sleeping -= 1
-                self._waking = max(0, self._waking - 1)
-            item = self._items.popleft()
-            self._wake_one()
-            return item
-
-    def _wake_one(self) -> None:
-        # One wake-up in flight at a time; the woken thread passes it on if work is left.
-        if self._items and self._waking == 0 and self._sleeping > 0:
-            self._waking = 1
-            self._ready.notify()
+class JobCancelled(NonRetryableError):
+    """The handler did not stop within cancel_grace_s of being asked to; its thread is
+    abandoned. Postgres fails the job with reason `cancelled` (fail_jobs reads the flag)."""
 
 
 @dataclass
@@ -89,28 +59,35 @@ class _Running:
     job: ClaimedJob
     context: JobContext
     thread: threading.Thread | None  # None until a worker thread picks it up
+    stop_by: float | None = None  # asked to stop: abandoned at this time.monotonic()
+    stop_why: str = ""  # "within 5 s of a cancel request"
 
 
 class JobExecutor:
     """`size` worker threads; finished (or timed-out) attempts go to `on_outcome`."""
 
     def __init__(
-        self, registry: HandlerRegistry, size: int, on_outcome: Callable[[Outcome], None]
+        self,
+        registry: HandlerRegistry,
+        size: int,
+        on_outcome: Callable[[Outcome], None],
+        cancel_grace_s: float = 5.0,
     ) -> None:
         self.registry = registry
         self.size = size
         self.on_outcome = on_outcome
-        self._tasks = _TaskLine()
+        self.cancel_grace_s = cancel_grace_s
+        self._tasks = TaskLine()
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._abandoned: list[threading.Thread] = []
         for _ in range(size):
             self._spawn()
 
     def _spawn(self) -> None:
-        thread = threading.Thread(target=self._work, name="djs-job", daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        # Not kept in a list: one that held every thread ever spawned grew with each
+        # abandoned handler.
+        threading.Thread(target=self._work, name="djs-job", daemon=True).start()
 
     def submit(self, job: ClaimedJob) -> JobContext:
         spec = self.registry.get(job.type)
@@ -145,6 +122,24 @@ class JobExecutor:
             r.context.cancel()
         return [r.job for r in left]
 
+    def request_stop(self, job_id: int, context: JobContext, why: str) -> None:
+        """Ask this attempt's handler to stop. If it still runs cancel_grace_s after the first
+        request, the watchdog abandons it: a handler that ignores the flag frees its slot."""
+        context.cancel()
+        with self._lock:
+            running = self._running.get(job_id)
+            if running is not None and running.context is context and running.stop_by is None:
+                running.stop_by = time.monotonic() + self.cancel_grace_s
+                running.stop_why = f"within {self.cancel_grace_s:g} s of {why}"
+
+    def leaked(self) -> int:
+        """Abandoned threads that still run their handler (Python cannot end them)."""
+        if not self._abandoned:  # the claim loop asks every turn: no lock when none leaked
+            return 0
+        with self._lock:
+            self._abandoned = [t for t in self._abandoned if t.is_alive()]
+            return len(self._abandoned)
+
     def shutdown(self) -> None:
         """Stop the idle threads. Call once nothing is busy; abandoned threads are left be."""
         for _ in range(self.size):
@@ -164,6 +159,8 @@ class JobExecutor:
                 if running is None:
                     continue  # abandoned before it started
                 running.thread = me
+                if running.stop_by is not None:  # asked to stop while queued: a full grace
+                    running.stop_by = max(running.stop_by, time.monotonic() + self.cancel_grace_s)
             outcome = self._run(job, context)
             with self._lock:
                 # The entry may be gone (timed out) or be the job's *next* attempt's by now:
@@ -195,35 +192,46 @@ class JobExecutor:
     # --- the watchdog ----------------------------------------------------------------------
 
     def expire_overdue(self) -> int:
-        """Record every attempt past its deadline as timed out; return how many."""
+        """Abandon every attempt past its deadline (recorded as timed out) or past its grace
+        to stop (recorded as cancelled); return how many."""
         now = time.monotonic()
         with self._lock:
-            overdue = [
-                r
-                for r in self._running.values()
-                if r.context.deadline <= now and r.thread is not None
-            ]
+            overdue = [r for r in self._running.values() if r.thread is not None and _due(r, now)]
             for r in overdue:
                 del self._running[r.job.id]
+            self._abandoned.extend(r.thread for r in overdue if r.thread is not None)
         for r in overdue:
             # The stack first: once cancelled, a cooperative handler returns, and the stack
             # would no longer say where it hung.
-            stack = _thread_stack(r.thread)
+            timed_out = r.context.deadline <= now
+            stack = _thread_stack(r.thread, "timed-out handler" if timed_out else "handler")
             r.context.cancel()
             self._spawn()
-            limit = r.context.timeout_s
-            error = JobTimeout(f"attempt {r.job.attempt} exceeded its {limit:g} s timeout")
+            error = _abandon_error(r, now)
             log.warning("job %d: %s; its thread is abandoned", r.job.id, error)
             self.on_outcome(Outcome(r.job, r.context, error=error, traceback=stack))
         return len(overdue)
 
 
-def _thread_stack(thread: threading.Thread | None) -> str:
-    """Where a hung handler is stuck: the most useful traceback a timeout can carry."""
+def _due(running: _Running, now: float) -> bool:
+    stop_by = running.stop_by
+    return running.context.deadline <= now or (stop_by is not None and stop_by <= now)
+
+
+def _abandon_error(running: _Running, now: float) -> Exception:
+    """Why an attempt is abandoned: its timeout, or a request to stop it ignored."""
+    attempt, context = running.job.attempt, running.context
+    if context.deadline <= now:
+        return JobTimeout(f"attempt {attempt} exceeded its {context.timeout_s:g} s timeout")
+    return JobCancelled(f"attempt {attempt} did not stop {running.stop_why}")
+
+
+def _thread_stack(thread: threading.Thread | None, what: str) -> str:
+    """Where a hung handler is stuck: the most useful traceback its abandonment can carry."""
     frame = sys._current_frames().get(thread.ident or -1) if thread else None
     if frame is None:
-        return "JobTimeout (the handler's thread had already finished)"
-    return "Stack of the timed-out handler:\n" + "".join(traceback.format_stack(frame))
+        return "(the handler's thread had already finished)"
+    return f"Stack of the {what}:\n" + "".join(traceback.format_stack(frame))
 
 
 def _json_ready(value: Any) -> Any:

@@ -14,10 +14,12 @@ from common.reconnect import ReconnectBackoff
 from common.records import Completion, Failure
 from common.runner import lifecycle
 from common.runner.executor import Outcome
+from common.runner.health import Pulse
 
 log = logging.getLogger("djs.runner")
 
 _RECORD_BATCH = 500
+_IDLE_BEAT_S = 1.0  # an idle recorder still beats its pulse this often
 
 
 class Recorder:
@@ -27,6 +29,7 @@ class Recorder:
         self.manager = manager
         self.on_recorded = on_recorded
         self._outcomes: queue.Queue[Outcome | None] = queue.Queue()
+        self.pulse = Pulse(_IDLE_BEAT_S)
 
     def put(self, outcome: Outcome) -> None:
         self._outcomes.put(outcome)
@@ -40,7 +43,13 @@ class Recorder:
             self._record(batch)
 
     def _next_batch(self) -> list[Outcome] | None:
-        first = self._outcomes.get()
+        while True:
+            self.pulse.beat()
+            try:
+                first = self._outcomes.get(timeout=_IDLE_BEAT_S)
+            except queue.Empty:
+                continue
+            break
         if first is None:
             return None
         batch = [first]
@@ -90,6 +99,7 @@ class Recorder:
                 stale = self.manager.record(completions, failures)
                 break
             except DependencyDown as exc:
+                self.pulse.beat()  # waiting out an outage is progress; a hang is not
                 delay = backoff.next_delay()
                 log.warning("cannot record outcomes: %s; retrying in %.2f s", exc.message, delay)
                 time.sleep(delay)

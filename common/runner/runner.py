@@ -3,7 +3,12 @@
 Threads: the main loop claims (this module); a pool of job threads runs handlers
 (executor.py); the recorder writes outcomes in batches (recorder.py); the watcher enforces
 timeouts, renews leases and runs the upkeep (watch.py); the listener pushes jobs committed
-through the transactional enqueue (common/upkeep/listener.py).
+through the transactional enqueue (common/upkeep/listener.py). health() says whether each of
+these loops is alive (health.py).
+
+Handlers that never return leak their threads (executor.py). Past `max_leaked_threads` the
+runner stops claiming, drains, and run() answers that it needs replacing: `djs worker` then
+re-executes itself, a fresh process without the leaked threads.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.errors import DependencyDown
 from common.handlers import HandlerRegistry
 from common.manager import JobManager
 from common.reconnect import ReconnectBackoff
+from common.runner import health
 from common.runner.executor import JobExecutor
 from common.runner.queues import QueueSelection
 from common.runner.recorder import Recorder
@@ -31,6 +37,11 @@ log = logging.getLogger("djs.runner")
 
 _REDIS_TIMER_SLACK_MS = 120  # Redis may time a blocked client out this late (hz = 10)
 _SIGNAL_POLL_S = 0.002  # in the last stretch before a due job, look for new work this often
+MAX_CANCEL_GRACE_S = 300.0  # a cancelled handler's thread is abandoned after at most this
+# A leaked thread costs a stack and whatever it holds. Up to one pool's worth (at least 16,
+# so a small pool is not replaced for every hung handler) keeps a runner within twice its
+# size; replacing it costs a drain, so it is not worth doing for the first few.
+MIN_MAX_LEAKED_THREADS = 16
 
 
 class Listener(Protocol):
@@ -41,6 +52,25 @@ class Listener(Protocol):
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _leak_bound(max_leaked_threads: int | None, concurrency: int, cancel_grace_s: float) -> int:
+    """The bound on leaked threads, the options checked (ValueError names the wrong one)."""
+    if not 0 <= cancel_grace_s <= MAX_CANCEL_GRACE_S:
+        raise ValueError(f"cancel_grace_s must be from 0 to {MAX_CANCEL_GRACE_S:g} s")
+    if max_leaked_threads is None:
+        return max(concurrency, MIN_MAX_LEAKED_THREADS)
+    if max_leaked_threads < 1:
+        raise ValueError("max_leaked_threads must be at least 1")
+    return max_leaked_threads
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How run() ended: `replace` says why this process should be replaced by a fresh one
+    (handler threads it cannot end); None after stop() or the end of a burst."""
+
+    replace: str | None = None
 
 
 @dataclass
@@ -66,10 +96,13 @@ class Runner:
         poll_interval_s: float = 1.0,
         lease_s: float = 30.0,
         grace_s: float = 25.0,
+        cancel_grace_s: float = 5.0,
+        max_leaked_threads: int | None = None,
         upkeep: Sequence[Upkeep] = (),
         listener: Listener | None = None,
         worker_id: str | None = None,
     ) -> None:
+        self.max_leaked_threads = _leak_bound(max_leaked_threads, concurrency, cancel_grace_s)
         self.manager = manager
         self.queues = queues or QueueSelection(None, manager.queue_names)
         self.concurrency = concurrency
@@ -80,7 +113,7 @@ class Runner:
         self.listener = listener
         self.worker_id = worker_id or default_worker_id()
         self._recorder = Recorder(manager, self._recorded)
-        self._executor = JobExecutor(registry, concurrency, self._recorder.put)
+        self._executor = JobExecutor(registry, concurrency, self._recorder.put, cancel_grace_s)
         self._watcher = Watcher(manager, self._executor, lease_s, [self.queues, *upkeep])
         self._slots = threading.Condition()
         self._inflight = 0
@@ -88,27 +121,25 @@ class Runner:
         self._stop = threading.Event()
         self._done = threading.Event()  # set once the run is over: background threads end
         self._claim_backoff = ReconnectBackoff()
-        self.background: list[Supervised] = []
+        self._claim_pulse = health.Pulse(poll_interval_s)
+        self._running = False
+        self.stop_requested = False  # stop() was called: the run ends, nothing replaces it
+        self.loops: dict[str, Supervised] = {}  # the background loops, by name
+        self.replace: str | None = None  # why the runner needs replacing, once it does
         self.processed = 0
         self.released = 0
 
     def stop(self) -> None:
         """Stop claiming; jobs in flight get `grace_s` to finish before their leases go back."""
+        self.stop_requested = True
         self._stop.set()
         with self._slots:
             self._slots.notify_all()
 
-    def run(self) -> None:
-        recorder = Supervised("djs-recorder", self._recorder.run, self._done)
-        watcher = Supervised("djs-watch", self._watch, self._done)
-        self.background = [recorder, watcher]
-        if self.listener:
-            listener = self.listener
-            self.background.append(
-                Supervised("djs-listener", lambda: listener.run(self._done), self._done)
-            )
-        for thread in self.background:
-            thread.start()
+    def run(self) -> RunResult:
+        """Claim and run jobs until stop() (or, in burst mode, until idle), then drain."""
+        self._start_loops()
+        self._running = True
         try:
             try:
                 self.queues.refresh(force=True)
@@ -123,8 +154,35 @@ class Runner:
             self._done.set()
             self._recorder.finish()
             # Joined before the caller closes the pools: no upkeep runs on a closed store.
-            recorder.join()
-            watcher.join()
+            self.loops["recorder"].join()
+            self.loops["watcher"].join()
+            self._running = False
+        return RunResult(None if self.stop_requested else self.replace)
+
+    def health(self) -> dict[str, Any]:
+        """Each loop alive or not, its restarts, last error and silence (see health.py)."""
+        claim = health.loop_state(self._running, self._claim_pulse, None, time.monotonic())
+        return health.report(
+            {"claim": claim, **{name: loop.state() for name, loop in self.loops.items()}},
+            worker=self.worker_id,
+            stopping=self._stop.is_set(),
+            leaked_threads=self._executor.leaked(),
+            max_leaked_threads=self.max_leaked_threads,
+        )
+
+    def _start_loops(self) -> None:
+        recorder, watcher = self._recorder, self._watcher
+        self.loops = {
+            "recorder": Supervised("djs-recorder", recorder.run, self._done, recorder.pulse),
+            "watcher": Supervised("djs-watch", self._watch, self._done, watcher.pulse),
+        }
+        if self.listener:
+            listener = self.listener
+            self.loops["listener"] = Supervised(
+                "djs-listener", lambda: listener.run(self._done), self._done
+            )
+        for thread in self.loops.values():
+            thread.start()
 
     def _watch(self) -> None:
         self._watcher.run(self._stop, self._done)
@@ -140,6 +198,7 @@ class Runner:
         deadline = time.monotonic() + self.grace_s
         with self._slots:
             while self._inflight > 0 and time.monotonic() < deadline:
+                self._claim_pulse.beat()
                 self._slots.wait(0.05)
         if self._inflight > 0:
             self._release_unfinished()
@@ -158,10 +217,15 @@ class Runner:
     # --- claim ---------------------------------------------------------------------------
 
     def _step(self) -> bool:
-        """One turn of the loop; False when burst mode finds nothing left to do."""
+        """One turn of the loop; False when burst mode finds nothing left to do, or when
+        the runner needs replacing."""
+        self._claim_pulse.beat()
         free = self._wait_for_free_slots()
         if free == 0:
             return True
+        # Checked once a slot is free: a slot an abandoned thread left is counted by now.
+        if self._leaked_too_many():
+            return False
         idle = self._inflight == 0
         try:
             turn = self._claim_round(free, idle)
@@ -182,6 +246,17 @@ class Runner:
             delay = self._claim_backoff.next_delay()
             log.exception("claiming failed; trying again in %.2f s", delay)
             self._stop.wait(delay)
+        return True
+
+    def _leaked_too_many(self) -> bool:
+        leaked = self._executor.leaked()
+        if leaked <= self.max_leaked_threads:
+            return False
+        self.replace = (
+            f"{leaked} abandoned handler threads still run (max_leaked_threads "
+            f"{self.max_leaked_threads})"
+        )
+        log.warning("%s: no more claims; draining, then this runner needs replacing", self.replace)
         return True
 
     def _claim_round(self, free: int, idle: bool) -> _Round:

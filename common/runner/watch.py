@@ -12,6 +12,7 @@ from typing import Protocol
 from common.errors import DependencyDown
 from common.manager import JobManager
 from common.runner.executor import JobExecutor
+from common.runner.health import Pulse
 
 log = logging.getLogger("djs.runner")
 
@@ -36,12 +37,14 @@ class Watcher:
         self.executor = executor
         self.lease_s = lease_s
         self.upkeep = list(upkeep)
+        self.pulse = Pulse(min(1.0, lease_s / 3))  # a turn with a heartbeat in it
 
     def run(self, stopping: threading.Event, done: threading.Event) -> None:
         """Until `done`; the upkeep pauses once the runner is `stopping`."""
         heartbeat_s = min(1.0, self.lease_s / 3)
         last_beat = time.monotonic()
         while not done.is_set():
+            self.pulse.beat()
             _guarded(self.executor.expire_overdue)
             if time.monotonic() - last_beat >= heartbeat_s:
                 last_beat = time.monotonic()
@@ -53,7 +56,10 @@ class Watcher:
             done.wait(_WATCH_INTERVAL_S)
 
     def heartbeat(self) -> None:
-        """Renew our leases, tell handlers about cancel requests, publish their progress."""
+        """Renew our leases, tell handlers about cancel requests, publish their progress.
+
+        A handler asked to stop that does not is abandoned after the executor's grace.
+        """
         running = self.executor.running()
         if not running:
             return
@@ -70,9 +76,9 @@ class Watcher:
             if job.id not in held:
                 # Recovered as stalled, cancelled or removed: our outcome will be refused.
                 log.warning("job %d: lease lost; its outcome will not count", job.id)
-                context.cancel()
+                self.executor.request_stop(job.id, context, "losing its lease")
             elif held[job.id]:
-                context.cancel()
+                self.executor.request_stop(job.id, context, "a cancel request")
 
 
 def _guarded(step: Callable[[], object]) -> None:

@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common.errors import DependencyDown
+from common.store.loaders import total_adapters
 
 log = logging.getLogger("djs.store")
 
@@ -37,13 +38,17 @@ _CHECKOUT_SLICE_S = 0.1
 _PROBE_INTERVAL_S = 0.25
 
 
+# Every value the tables can hold loads, even one from before the bounds (loaders.py).
+_ADAPTERS = total_adapters()
+
+
 def _pool(url: str, name: str, min_size: int, max_size: int, **kwargs: Any) -> Pool:
     return ConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         connection_class=psycopg.Connection[Row],
-        kwargs={"autocommit": True, "row_factory": dict_row, **kwargs},
+        kwargs={"autocommit": True, "row_factory": dict_row, "context": _ADAPTERS, **kwargs},
         timeout=_CHECKOUT_TIMEOUT_S,
         reconnect_timeout=_RECONNECT_TIMEOUT_S,
         open=False,

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import args_row
 from psycopg.types.json import Jsonb, set_json_loads
 
-from common import fastjson
+from common import fastjson, limits
 from common.errors import Conflict, InvalidInput
 from common.models import (
     CleanRequest,
@@ -109,8 +109,9 @@ class Store:
             row = conn.execute(Q["get_job"], {"id": job_id}).fetchone()
             if row is None:
                 return None
-            attempts = conn.execute(Q["get_attempts"], {"id": job_id}).fetchall()
-            events = conn.execute(Q["get_events"], {"id": job_id}).fetchall()
+            shown = {"id": job_id, "limit": limits.MAX_HISTORY}
+            attempts = conn.execute(Q["get_attempts"], shown).fetchall()
+            events = conn.execute(Q["get_events"], {**shown, "limit": limits.MAX_EVENTS}).fetchall()
         return job_detail(row, attempts, events)
 
     def status_of(self, job_id: int) -> str | None:
@@ -119,6 +120,13 @@ class Store:
 
     def list_jobs(self, query: ListQuery) -> list[JobOut]:
         return [job_out(r) for r in self._all("list_jobs", query.model_dump())]
+
+    def list_within(self, query: ListQuery, max_bytes: int) -> tuple[list[JobOut], bool]:
+        """A page of list_jobs of about max_bytes at most (at least one row); and whether
+        the budget ran out, so rows may follow though the page has fewer than `limit`."""
+        rows = self._all("list_jobs_within", {**query.model_dump(), "max_bytes": max_bytes})
+        full = bool(rows) and rows[-1]["bytes_before"] + rows[-1]["shown_bytes"] >= max_bytes
+        return [job_out(r) for r in rows], full
 
     def queue_names(self) -> list[str]:
         return sorted(r["name"] for r in self._all("queue_names", {}))
@@ -221,6 +229,10 @@ class Store:
 
     def recover_stalled(self, limit: int) -> list[Dispatch]:
         return self._dispatches("recover_stalled", {"limit": limit})
+
+    def quarantine_unreadable(self, limit: int) -> list[Row]:
+        """Fail delayed jobs whose run_at Python cannot hold (invalid_record); their ids."""
+        return self._all("quarantine_unreadable", {"limit": limit})
 
     def save_progress(self, progress: dict[int, float]) -> None:
         if progress:

@@ -1,5 +1,6 @@
 """Background upkeep in Postgres: due delayed jobs become pending, jobs whose lease expired
-are recovered (stalled), and retention is enforced."""
+are recovered (stalled), delayed jobs due at a time djs cannot read are quarantined
+(invalid_record), and retention is enforced."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class Janitor:
             # Redis promotes due jobs on its own; this makes Postgres say `pending` too.
             touched = self.manager.promote_due(self.batch)
             touched += self.manager.recover_stalled(self.batch)
+            # A run_at beyond year 9999 loads clamped, but the job would wait for ever.
+            touched += self.manager.quarantine_unreadable(self.batch)
             for queue, settings in self.manager.store.queue_settings().items():
                 touched += self._retain(queue, "completed", settings["remove_on_complete"])
                 touched += self._retain(queue, "failed", settings["remove_on_fail"])

@@ -1,0 +1,119 @@
+"""The shapes of the API's answers that are not a common.models model of their own.
+
+Closed (`additionalProperties: false`): a route that starts answering a field these do not
+name fails the response-schema checks (tests/test_openapi.py, tests/test_schemathesis.py),
+so the document cannot quietly fall behind the routes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.models import JobOut, JobStatus, Retention
+
+
+class _Closed(BaseModel):
+    # Every field is always in the answer, defaults or not.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+class ErrorDetail(_Closed):
+    code: str = Field(description="Stable, snake_case: `not_found`, `validation_error`, ...")
+    message: str
+    details: Any = Field(description="Field paths for a 422, the state found for a 409, ...")
+
+
+class ErrorBody(_Closed):
+    """Every error the API answers (api_app/errors.py, api_app/wsgi.py)."""
+
+    error: ErrorDetail
+
+
+class SubmittedJob(JobOut):
+    model_config = ConfigDict(extra="forbid")
+
+    created: bool = Field(description="False: an idempotent replay of an earlier submission.")
+    dispatched: bool = Field(description="False: Redis was down; the reconciler pushes it.")
+
+
+class SubmittedBatch(_Closed):
+    jobs: list[SubmittedJob]
+    created: int
+
+
+class JobPage(_Closed):
+    jobs: list[JobOut]
+    next_cursor: int | None = Field(description="Pass back as `cursor` for the next page.")
+
+
+class RemovedJob(_Closed):
+    removed: int = Field(description="The id of the job removed.")
+
+
+class Retried(_Closed):
+    retried: int
+    ids: list[int]
+
+
+class Promoted(_Closed):
+    promoted: int
+    ids: list[int]
+
+
+class Removed(_Closed):
+    removed: int
+    ids: list[int]
+
+
+class Cancelled(_Closed):
+    cancelled: int
+    ids: list[int]
+    cancel_requested: list[int] = Field(description="Active jobs asked to stop.")
+
+
+class Redriven(_Closed):
+    retried: int
+    ids: list[int]
+    next_cursor: int | None
+    remaining: int
+    more: bool
+
+
+class QueueRow(_Closed):
+    name: str
+    paused: bool
+    remove_on_complete: Retention | None
+    remove_on_fail: Retention | None
+
+
+class QueueOut(QueueRow):
+    counts: dict[JobStatus, int]
+
+
+class QueueList(_Closed):
+    queues: list[QueueOut]
+
+
+class Paused(_Closed):
+    name: str
+    paused: bool
+
+
+class Cleaned(_Closed):
+    removed: int
+
+
+class Health(_Closed):
+    status: Literal["ok"]
+    checks: dict[str, Literal["ok"]]
+
+
+class OpenApiDocument(BaseModel):
+    """This document (GET /openapi.json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]

@@ -1,0 +1,139 @@
+"""`djs worker`: a runner in this process, its health probe, and its own replacement.
+
+A runner whose abandoned handler threads pile up (Python cannot end them) says it needs
+replacing; the worker then re-executes itself: the same pid and command line, a fresh
+interpreter without those threads. SIGTERM still means stop, never replace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from common.settings import Settings
+from djs_cli.gc_tuning import settle_gc
+
+log = logging.getLogger("djs")
+
+
+def _signals_call(handler: Callable[[], None]) -> None:
+    """Ctrl-C and SIGTERM both mean: stop gracefully."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: handler())
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from common.runner import parse_queues
+    from common.services import Services
+    from djs_cli.health_probe import HealthProbe
+    from worker_app.app import registry
+
+    for module in args.imports:  # extra handler modules register into the same registry
+        importlib.import_module(module)
+    queues = parse_queues(args.queues) if args.queues else None
+    services = Services.connect(settings)
+    runner = services.runner(
+        registry,
+        queues,
+        concurrency=args.concurrency,
+        burst=args.burst,
+        cancel_grace_s=args.cancel_grace_s,
+        max_leaked_threads=args.max_leaked_threads,
+    )
+    _signals_call(runner.stop)
+    probe = None
+    if args.health_port:
+        probe = HealthProbe(runner.health, args.health_host, args.health_port).start()
+    log.info(
+        "worker %s on %s, concurrency %d, handlers: %s%s",
+        runner.worker_id,
+        f"queues {args.queues}" if queues else "every queue",
+        args.concurrency,
+        ", ".join(registry.types()),
+        f", health on {args.health_host}:{probe.port}" if probe else "",
+    )
+    settle_gc()
+    result = runner.run()
+    if probe:
+        probe.close()
+    services.close()
+    if result.replace and not runner.stop_requested:  # a SIGTERM during the drain wins
+        _replace_this_process(result.replace)
+    return 0
+
+
+def _replace_this_process(reason: str) -> None:
+    """exec the same command again: every thread of this process ends, leaked ones too."""
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    log.warning("replacing worker process %d (%s): exec %s", os.getpid(), reason, " ".join(argv))
+    logging.shutdown()  # flush what is logged before the image goes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g} seconds")
+        return value
+
+    return parse
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def add_worker(sub: Any) -> None:
+    from common.runner.runner import MAX_CANCEL_GRACE_S, MIN_MAX_LEAKED_THREADS
+
+    worker = sub.add_parser("worker", help="run jobs from every queue, or from those named")
+    worker.add_argument(
+        "--queues",
+        metavar="NAME[:WEIGHT],...",
+        help="the queues to serve, with weights (default: every queue, weight 1)",
+    )
+    worker.add_argument("--concurrency", type=int, default=8)
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    worker.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module that registers more handlers (repeatable)",
+    )
+    worker.add_argument(
+        "--cancel-grace-s",
+        type=_seconds(0, MAX_CANCEL_GRACE_S),
+        default=5.0,
+        help="a cancelled handler still running after this long is abandoned (default 5)",
+    )
+    worker.add_argument(
+        "--max-leaked-threads",
+        type=_whole(1, 100_000),
+        help="abandoned handler threads still running past which the worker drains and"
+        f" re-executes itself (default: the concurrency, at least {MIN_MAX_LEAKED_THREADS})",
+    )
+    worker.add_argument(
+        "--health-port",
+        type=_whole(0, 65535),
+        default=0,
+        help="serve GET /health on this port (default 0: off)",
+    )
+    worker.add_argument("--health-host", default="127.0.0.1")
+    worker.set_defaults(func=cmd_worker)
