@@ -12,6 +12,7 @@ from typing import Any
 from chalice.app import Response
 from pydantic import ValidationError
 
+from common import fastjson
 from common.errors import Conflict, DependencyDown, DjsError, InvalidInput, NotFound
 from common.limits import BIGINT
 
@@ -49,7 +50,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         "Content-Type": "application/json",
         **(headers or {}),
     }
-    return Response(body=body, status_code=status, headers=all_headers)
+    # Serialized here with orjson: Chalice would use the json module's Python encoder.
+    text = body if isinstance(body, str) else fastjson.dumps(body)
+    return Response(body=text, status_code=status, headers=all_headers)
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -97,6 +100,11 @@ def json_body(request: Any) -> Any:
             {"content_type": content_type},
         )
     raw = request.raw_body or b""
+    try:
+        return fastjson.loads(raw)
+    except ValueError:
+        pass  # orjson refuses what the json module reads (NaN, a lone surrogate): the
+        # bounds then refuse it with a 422 that names the field, as for any other value
     try:
         return json.loads(raw)
     except ValueError as exc:

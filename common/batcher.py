@@ -31,7 +31,17 @@ class _Request:
         self.result: list[Submitted] = []
         self.error: BaseException | None = None
         self.lead = False  # woken to write the next batch, not with an outcome
-        self.woken = threading.Event()
+        # A lock held from the start is the cheapest one-shot wake-up: the caller blocks
+        # acquiring it, the writer releases it. (An Event builds a Condition and a lock per
+        # wait; every request waits once.)
+        self._asleep = threading.Lock()
+        self._asleep.acquire()
+
+    def sleep(self) -> None:
+        self._asleep.acquire()
+
+    def wake(self) -> None:
+        self._asleep.release()
 
 
 class SubmitBatcher:
@@ -50,12 +60,11 @@ class SubmitBatcher:
             lead = not self._writing
             self._writing = True
         while not lead:
-            request.woken.wait()
+            request.sleep()
             if not request.lead:
                 break  # our jobs were written by another request's thread
             # Asked to write the next batch: ours is the oldest waiting, so it is in it.
             request.lead, lead = False, True
-            request.woken.clear()
         if lead:
             try:
                 self._write(self._take())
@@ -84,7 +93,7 @@ class SubmitBatcher:
                 return
             successor = self._waiting[0]
         successor.lead = True
-        successor.woken.set()
+        successor.wake()
 
     def _write(self, batch: list[_Request]) -> None:
         jobs = [job for request in batch for job in request.jobs]
@@ -120,4 +129,4 @@ class SubmitBatcher:
     ) -> None:
         request.result = result or []
         request.error = error
-        request.woken.set()
+        request.wake()

@@ -92,8 +92,17 @@ def scenario_http(system: BenchSystem, quick: bool) -> Figures:
         "errors": sent.errors,
         "post_per_s": round(total / (accepted_at - start)),
         "end_to_end_jobs_per_s": round(_rate(total, start, timeline)),
+        "jobs_per_commit": _jobs_per_commit(system),
         "timeline": [(t - start, n) for t, n in timeline],
     }
+
+
+def _jobs_per_commit(system: BenchSystem) -> float:
+    """How many submissions the group commit put in one INSERT: the jobs of one transaction
+    share its now(), their created_at."""
+    with system.connect() as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT created_at) FROM jobs").fetchone()
+    return round(row[0] / max(row[1], 1), 2) if row else 0.0
 
 
 def scenario_batch(system: BenchSystem, quick: bool) -> Figures:
