@@ -51,7 +51,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         **(headers or {}),
     }
     # Serialized here with orjson: Chalice would use the json module's Python encoder.
-    text = body if isinstance(body, str) else fastjson.dumps(body)
+    text = body if isinstance(body, str) else fastjson.dumps_answer(body)
     return Response(body=text, status_code=status, headers=all_headers)
 
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 import orjson
+from pydantic_core import to_jsonable_python
 
 
 def dumps(value: Any) -> str:
@@ -21,6 +22,19 @@ def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # an integer beyond 64 bits, or a key that is not a string
         return json.dumps(value)
+
+
+def dumps_answer(value: Any) -> str:
+    """An API answer that may hold datetimes (as RFC 3339, `Z` for UTC) and pydantic models.
+
+    Plain values go through orjson in one call: a job's fields dumped straight from the model
+    cost a quarter of `model_dump(mode="json")` and a dump. What orjson cannot write (a model,
+    an integer beyond 64 bits) takes pydantic's conversion first, with the same result.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+    except TypeError:
+        return dumps(to_jsonable_python(value))
 
 
 # 19 digits in a row may be an integer orjson would read as a float (2**63 has 19).

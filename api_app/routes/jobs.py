@@ -31,7 +31,8 @@ def _submission(request: Any) -> JobSubmission:
 
 
 def _submitted(s: Submitted) -> dict[str, Any]:
-    return {**s.job.model_dump(mode="json"), "created": s.created, "dispatched": s.dispatched}
+    # The model's fields as they are: json_response writes them (fastjson.dumps_answer).
+    return {**s.job.__dict__, "created": s.created, "dispatched": s.dispatched}
 
 
 def _page_body(found: list[JobOut], more: bool, max_bytes: int) -> str:
