@@ -14,10 +14,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from common.settings import Settings
 from djs_cli.gc_tuning import settle_gc
+
+T = TypeVar("T", int, float)
 
 log = logging.getLogger("djs")
 
@@ -78,21 +80,13 @@ def _replace_this_process(reason: str) -> None:
     os.execv(sys.executable, argv)
 
 
-def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
+def _within(convert: Callable[[str], T], low: T, high: T, unit: str = "") -> Callable[[str], T]:
+    """An argparse type: `convert` the text, then refuse a value outside [low, high]."""
+
+    def parse(text: str) -> T:
+        value = convert(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g} seconds")
-        return value
-
-    return parse
-
-
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}{unit}")
         return value
 
     return parse
@@ -119,19 +113,19 @@ def add_worker(sub: Any) -> None:
     )
     worker.add_argument(
         "--cancel-grace-s",
-        type=_seconds(0, MAX_CANCEL_GRACE_S),
+        type=_within(float, 0.0, MAX_CANCEL_GRACE_S, " seconds"),
         default=5.0,
         help="a cancelled handler still running after this long is abandoned (default 5)",
     )
     worker.add_argument(
         "--max-leaked-threads",
-        type=_whole(1, 100_000),
+        type=_within(int, 1, 100_000),
         help="abandoned handler threads still running past which the worker drains and"
         f" re-executes itself (default: the concurrency, at least {MIN_MAX_LEAKED_THREADS})",
     )
     worker.add_argument(
         "--health-port",
-        type=_whole(0, 65535),
+        type=_within(int, 0, 65535),
         default=0,
         help="serve GET /health on this port (default 0: off)",
     )
