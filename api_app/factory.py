@@ -4,27 +4,61 @@ from __future__ import annotations
 
 from chalice.app import Chalice
 
+from api_app.auth.authorizer import install_authorizer
+from api_app.auth.refusal import match_policies_fast, refusals_in_our_shape
+from api_app.auth.verifier import KeyVerifier
+from api_app.cors import add_preflights, cors_headers, parse_origins
 from api_app.errors import chalice_errors_in_our_shape
+from api_app.ratelimit import rate_limits, role_rates
+from api_app.routes.audit import audit_routes
 from api_app.routes.bulk import bulk_routes
 from api_app.routes.docs import docs_routes
 from api_app.routes.health import health_routes
 from api_app.routes.job_actions import job_action_routes
 from api_app.routes.jobs import jobs_routes
+from api_app.routes.keys import key_routes
 from api_app.routes.queues import queues_routes
 from common.services import Services
 
 
+class NoKeyPepper(Exception):
+    """The API cannot verify keys without its pepper: it does not start."""
+
+
 def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
+    verifier = _verifier(services)
     app = Chalice(app_name=app_name)
     # The API sends and takes JSON only. Chalice matches every request's and response's
     # content type against this list (20 types by default, lower-cased on each check: 14 %
     # of a request's CPU); with none, nothing is base64-encoded, here or behind API Gateway.
     app.api.binary_types = []
     app.register_middleware(chalice_errors_in_our_shape, "http")
+    # Outermost first: a 429 carries the CORS headers too, so a dashboard can read it.
+    origins = parse_origins(services.settings.cors_origins)
+    if origins:
+        app.register_middleware(cors_headers(origins), "http")
+    app.register_middleware(rate_limits(services.limiter, role_rates(services.settings)), "http")
     app.register_blueprint(jobs_routes(services))
     app.register_blueprint(job_action_routes(services))
     app.register_blueprint(bulk_routes(services))
     app.register_blueprint(queues_routes(services))
     app.register_blueprint(health_routes(services))
+    app.register_blueprint(key_routes(services, verifier))
+    app.register_blueprint(audit_routes(services))
     app.register_blueprint(docs_routes(app))
+    install_authorizer(app, verifier)  # after every route is registered
+    add_preflights(app, origins)  # after the authorizer: a preflight carries no key
+    refusals_in_our_shape()
+    match_policies_fast()
     return app
+
+
+def _verifier(services: Services) -> KeyVerifier:
+    s = services.settings
+    if s.key_pepper is None or not s.key_pepper.get_secret_value():
+        raise NoKeyPepper(
+            "DJS_KEY_PEPPER is not set: the API verifies keys with it and does not start "
+            "without it (make one: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    pepper = s.key_pepper.get_secret_value().encode()
+    return KeyVerifier(services.store, pepper, s.key_cache_s, s.key_touch_interval_s)

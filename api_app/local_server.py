@@ -30,8 +30,10 @@ def tune_chalice_local() -> None:
     ) -> None:
         # API Gateway answers an unknown route with 403 "Missing Authentication Token";
         # a local user is better served by a 404 in our own error shape.
-        if isinstance(error, chalice_local.ForbiddenError) and b"Missing Authentication" in (
-            error.body or b""
+        # (With an Authorization header, its words for an unknown route are others.)
+        said = error.body or b""
+        if isinstance(error, chalice_local.ForbiddenError) and any(
+            words in said for words in (b"Missing Authentication", b"Authorization header requires")
         ):
             self._send_http_response(404, {"Content-Type": "application/json"}, _NOT_FOUND)
             return

@@ -30,6 +30,7 @@ from chalice.app import Chalice
 from chalice.config import Config
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api_app.authorizer_cache import CachingAuthorizer
 from api_app.errors import error_body
 from api_app.factory import create_app
 from common.services import Services
@@ -109,6 +110,7 @@ class ChaliceWSGI:
         self.app = thread_local_requests(app)
         config = cast(Config, _ResolvedConfig.of(app))
         self.gateway = chalice_local.LocalGateway(app, config)
+        self.gateway._authorizer = CachingAuthorizer(app)  # what API Gateway does, too
         self.max_body_bytes = max_body_bytes
         # Servers copy the process environment into every environ (PEP 3333 allows it), so
         # an HTTP_PROXY set for the process would read as a request header.
@@ -212,7 +214,12 @@ def _error(status: int, code: str, message: str, details: Any = None) -> tuple[i
 # Authentication Token" (or a complaint about the Authorization header); an authorizer's
 # refusal is 401 or 403; an authorizer that returned nothing is 500.
 _UNKNOWN_ROUTE = (b"Missing Authentication Token", b"Authorization header requires")
-_GATEWAY_CODES = {401: "unauthorized", 403: "forbidden", 500: "authorizer_error"}
+_GATEWAY_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    500: "authorizer_error",
+    503: "dependency_unavailable",
+}
 
 
 def _gateway_error(exc: chalice_local.LocalGatewayException) -> tuple[int, Headers, bytes]:
@@ -221,14 +228,15 @@ def _gateway_error(exc: chalice_local.LocalGatewayException) -> tuple[int, Heade
         return _error(404, "not_found", "no such route")
     try:
         said = json.loads(raw)
-        message = str(said.get("Message") or said.get("message") or "")
+        mine = said.get("error") or {}  # djs's own refusal (api_app/auth/refusal.py)
+        message = str(said.get("Message") or said.get("message") or mine.get("message") or "")
     except (ValueError, AttributeError):
         message = ""
     status = exc.CODE
     status, headers, body = _error(status, _GATEWAY_CODES.get(status, "error"), message)
-    request_id = exc.headers.get("x-amzn-RequestId")
-    if request_id:
-        headers.append(("x-amzn-RequestId", str(request_id)))
+    for name in ("x-amzn-RequestId", "WWW-Authenticate", "Retry-After"):
+        if exc.headers.get(name):
+            headers.append((name, str(exc.headers[name])))
     return status, headers, body
 
 
@@ -236,4 +244,10 @@ def build_application(settings: Settings, front: FrontSettings) -> ChaliceWSGI:
     return ChaliceWSGI(create_app(Services.connect(settings)), front.max_body_bytes)
 
 
-application = build_application(Settings(), FrontSettings())
+def __getattr__(name: str) -> Any:
+    """`application`, built on first use (PEP 562), so that importing this module for
+    ChaliceWSGI connects nothing: a WSGI server's getattr builds it once per process."""
+    if name != "application":
+        raise AttributeError(name)
+    app = globals()["application"] = build_application(Settings(), FrontSettings())
+    return app

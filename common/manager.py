@@ -15,10 +15,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from common.audit import Actor, entry
 from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
 from common.errors import Conflict, DependencyDown, NotFound
 from common.faults import crash_point
-from common.models import CleanRequest, JobDetail, JobFilter, JobOut, JobSubmission, RedriveRequest
+from common.models import (
+    CleanRequest,
+    JobDetail,
+    JobFilter,
+    JobOut,
+    JobSubmission,
+    QueueSettings,
+    RedriveRequest,
+)
 from common.records import (
     Claimed,
     ClaimedJob,
@@ -249,38 +258,46 @@ class JobManager:
             if settings["paused"]:
                 self.dispatcher.set_paused(name, True)
 
-    # --- admin verbs -------------------------------------------------------------------------
+    # --- admin verbs: each takes the Actor it is audited as (None: not audited) ----------------
 
-    def retry(self, job_filter: JobFilter, limit: int) -> list[int]:
+    def retry(self, job_filter: JobFilter, limit: int, actor: Actor | None = None) -> list[int]:
         """failed, cancelled or completed -> pending, with a fresh attempt budget."""
-        return [d.id for d in self._redispatch(self.store.retry(job_filter, limit))]
+        audit = entry(actor, "retry", selection=_selection(job_filter, limit))
+        return [d.id for d in self._redispatch(self.store.retry(job_filter, limit, audit))]
 
-    def promote(self, job_filter: JobFilter, limit: int) -> list[int]:
+    def promote(self, job_filter: JobFilter, limit: int, actor: Actor | None = None) -> list[int]:
         """delayed -> pending now."""
-        return [d.id for d in self._redispatch(self.store.promote(job_filter, limit))]
+        audit = entry(actor, "promote", selection=_selection(job_filter, limit))
+        return [d.id for d in self._redispatch(self.store.promote(job_filter, limit, audit))]
 
-    def cancel(self, job_filter: JobFilter, limit: int) -> tuple[list[int], list[int]]:
+    def cancel(
+        self, job_filter: JobFilter, limit: int, actor: Actor | None = None
+    ) -> tuple[list[int], list[int]]:
         """Cancel waiting jobs and ask active ones to stop; return (cancelled, requested)."""
-        cancelled, requested = self.store.cancel(job_filter, limit)
+        audit = entry(actor, "cancel", selection=_selection(job_filter, limit))
+        cancelled, requested = self.store.cancel(job_filter, limit, audit)
         self._forget(cancelled)
         return [r["id"] for r in cancelled], [r["id"] for r in requested]
 
-    def remove(self, job_filter: JobFilter, limit: int) -> list[int]:
+    def remove(self, job_filter: JobFilter, limit: int, actor: Actor | None = None) -> list[int]:
         """Delete jobs and their history; active jobs are never removed."""
-        removed = self.store.remove(job_filter, limit)
+        audit = entry(actor, "remove", selection=_selection(job_filter, limit))
+        removed = self.store.remove(job_filter, limit, audit)
         self._forget(removed)
         return [r["id"] for r in removed]
 
-    def retry_one(self, job_id: int) -> JobDetail:
-        self._redispatch([Dispatch(**_moved(self.store.retry_one(job_id), job_id, "retry"))])
+    def retry_one(self, job_id: int, actor: Actor | None = None) -> JobDetail:
+        row = self.store.retry_one(job_id, entry(actor, "retry", job_id))
+        self._redispatch([Dispatch(**_moved(row, job_id, "retry"))])
         return self._current(job_id)
 
-    def promote_one(self, job_id: int) -> JobDetail:
-        self._redispatch([Dispatch(**_moved(self.store.promote_one(job_id), job_id, "promote"))])
+    def promote_one(self, job_id: int, actor: Actor | None = None) -> JobDetail:
+        row = self.store.promote_one(job_id, entry(actor, "promote", job_id))
+        self._redispatch([Dispatch(**_moved(row, job_id, "promote"))])
         return self._current(job_id)
 
-    def cancel_one(self, job_id: int) -> Cancelled:
-        row = self.store.cancel_one(job_id)
+    def cancel_one(self, job_id: int, actor: Actor | None = None) -> Cancelled:
+        row = self.store.cancel_one(job_id, entry(actor, "cancel", job_id))
         moved = _moved(
             row and {**row, "id": row["cancelled"] or row["requested"]}, job_id, "cancel"
         )
@@ -288,8 +305,9 @@ class JobManager:
             self._forget([moved])
         return Cancelled(self._current(job_id), requested=bool(moved["requested"]))
 
-    def remove_one(self, job_id: int) -> None:
-        self._forget([_moved(self.store.remove_one(job_id), job_id, "remove")])
+    def remove_one(self, job_id: int, actor: Actor | None = None) -> None:
+        row = self.store.remove_one(job_id, entry(actor, "remove", job_id))
+        self._forget([_moved(row, job_id, "remove")])
 
     def _current(self, job_id: int) -> JobDetail:
         job = self.store.get(job_id)
@@ -297,24 +315,38 @@ class JobManager:
             raise NotFound(f"job {job_id} not found", {"id": job_id})
         return job
 
-    def redrive(self, request: RedriveRequest) -> Redriven:
+    def redrive(self, request: RedriveRequest, actor: Actor | None = None) -> Redriven:
         """Retry up to `limit` failed jobs by filter after the request's cursor, in id order:
         a walk that passes each answer's cursor back takes every job at most once."""
         job_filter = request.filter.model_copy(update={"status": "failed"})
         after = request.cursor or 0
-        moved = self._redispatch(self.store.redrive(job_filter, after, request.limit))
+        audit = entry(actor, "redrive", selection=request.model_dump(mode="json"))
+        moved = self._redispatch(self.store.redrive(job_filter, after, request.limit, audit))
         cursor = moved[-1].id if moved else None
         remaining = self.store.count_redrivable(job_filter, cursor or after)
         return Redriven([d.id for d in moved], cursor, remaining)
 
-    def clean(self, queue: str, request: CleanRequest) -> int:
+    def clean(self, queue: str, request: CleanRequest, actor: Actor | None = None) -> int:
         """Remove finished jobs by age or beyond the newest N (nothing to dispatch)."""
-        return self.store.clean(queue, request)
+        selection = request.model_dump(mode="json", exclude_none=True)
+        return self.store.clean(queue, request, entry(actor, "clean", queue, selection))
 
-    def pause(self, queue: str, paused: bool) -> None:
+    def pause(self, queue: str, paused: bool, actor: Actor | None = None) -> None:
         """Pause or resume a queue: Postgres keeps the setting, the dispatcher enforces it."""
-        self.store.set_paused(queue, paused)
+        self.store.set_paused(queue, paused, entry(actor, "pause" if paused else "resume", queue))
         self.dispatcher.set_paused(queue, paused)
+
+    def set_retention(
+        self, queue: str, settings: QueueSettings, actor: Actor | None = None
+    ) -> dict[str, Any]:
+        """Set a queue's retention (the janitor applies it); return the queue's settings."""
+        audit = entry(actor, "queue_settings", queue, settings.model_dump(mode="json"))
+        return self.store.set_retention(queue, settings, audit)
+
+
+def _selection(job_filter: JobFilter, limit: int) -> dict[str, Any]:
+    """What a verb by filter was asked to act on, as the audit log keeps it."""
+    return {"filter": job_filter.model_dump(mode="json", exclude_none=True), "limit": limit}
 
 
 def _moved(row: dict[str, Any] | None, job_id: int, verb: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     field_validator,
     model_validator,
@@ -104,6 +105,8 @@ class JobSubmission(BaseModel):
     run_at: Time | None = Field(default=None, description="RFC 3339, with a time zone.")
     timeout_s: Float | None = Field(default=None, gt=0, le=24 * 3600)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    # The API key that submits the job: set by the API from its caller, never from a body.
+    _owner_key_id: int | None = PrivateAttr(default=None)
 
     @field_validator("payload")
     @classmethod
@@ -140,9 +143,20 @@ class JobSubmission(BaseModel):
             return (now or datetime.now(UTC)) + timedelta(milliseconds=self.delay_ms)
         return None
 
+    @property
+    def owner_key_id(self) -> int | None:
+        return self._owner_key_id
+
+    def owned_by(self, key_id: int) -> JobSubmission:
+        self._owner_key_id = key_id
+        return self
+
     def request_hash(self) -> str:
-        """Fingerprint of what was asked for, to tell an idempotent replay from a new body."""
+        """Fingerprint of what was asked for, to tell an idempotent replay from a new body.
+        The owner is part of it: another key's replay is a conflict, never the first job."""
         body = self.model_dump(mode="json", exclude={"idempotency_key"})
+        if self._owner_key_id is not None:
+            body["owner_key_id"] = self._owner_key_id
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -154,14 +168,14 @@ class BatchSubmission(BaseModel):
 
 class AttemptOut(BaseModel):
     attempt: int
-    worker: str
+    worker: str | None = Field(description="null for a submitter key: viewers see workers.")
     started_at: datetime
     finished_at: datetime | None
     duration_ms: float | None
     outcome: str
     error_type: str | None
     error_message: str | None
-    traceback: str | None
+    traceback: str | None = Field(description="null for a submitter key: viewers see it.")
     logs: list[str]
     progress: float | None
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from common.batcher import SubmitBatcher
 from common.handlers import HandlerRegistry
 from common.manager import JobManager
+from common.ratelimit import RateLimiter, TokenBuckets
 from common.runner import QueueSelection, Runner, Upkeep
 from common.settings import Settings
 from common.upkeep.janitor import Janitor
@@ -25,6 +26,7 @@ class Services:
         self.settings = settings
         self.manager = manager
         self._batcher: SubmitBatcher | None = None
+        self._limiter: RateLimiter | None = None
 
     @classmethod
     def connect(cls, settings: Settings) -> Services:
@@ -47,6 +49,15 @@ class Services:
         if self._batcher is None:
             self._batcher = SubmitBatcher(self.manager)
         return self._batcher
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The API's rate limits per key (its own Redis client, with short timeouts)."""
+        if self._limiter is None:
+            s = self.settings
+            buckets = TokenBuckets(s.redis_url, s.redis_prefix)
+            self._limiter = RateLimiter(buckets, burst_s=s.rate_burst_s)
+        return self._limiter
 
     def upkeep(self) -> list[Upkeep]:
         """The reconciler and the janitor, as every runner runs them."""
@@ -87,4 +98,6 @@ class Services:
         )
 
     def close(self) -> None:
+        if self._limiter is not None:
+            self._limiter.close()
         self.manager.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +36,24 @@ class Settings(BaseSettings):
     # One page of GET /jobs holds about this many bytes at most (and at least one job);
     # next_cursor goes on from where the budget ran out.
     list_max_bytes: int = Field(default=4 << 20, ge=1)
+    # Requests per second an API key may make, by its role (a token bucket per key in Redis,
+    # shared by every API process); a key's own rate overrides its role's. One API process
+    # serves about 2,700 submissions a second: no default lets one key take all of it.
+    rate_submitter: float = Field(default=500.0, gt=0)
+    rate_viewer: float = Field(default=50.0, gt=0)
+    rate_operator: float = Field(default=50.0, gt=0)
+    rate_admin: float = Field(default=100.0, gt=0)
+    # A key may burst this many seconds' worth of its rate at once.
+    rate_burst_s: float = Field(default=2.0, gt=0)
+    # Origins (`https://host[:port]`, comma-separated) a browser may call the API from, for
+    # a dashboard hosted elsewhere; empty: same origin only, no CORS headers (api_app/cors.py).
+    cors_origins: str = ""
+    # The server-side pepper of API key hashes (HMAC-SHA256). The API refuses to start
+    # without one; `djs dev` makes one and keeps it in its data dir. Changing it voids
+    # every key.
+    key_pepper: SecretStr | None = None
+    # How long an API process trusts a key it has verified before asking Postgres again:
+    # a revoked key is refused within this long (at most 30 s, so within 60 s everywhere).
+    key_cache_s: float = Field(default=30.0, ge=0, le=30)
+    # How often an API process writes its keys' last use (one UPDATE for all of them).
+    key_touch_interval_s: float = Field(default=30.0, gt=0)

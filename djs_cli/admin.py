@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from common.audit import Actor
 from common.errors import Conflict, DjsError, NotFound
 from common.manager import JobManager
 from common.models import BulkRequest, CleanRequest, JobFilter, RedriveRequest
@@ -88,10 +89,10 @@ def run_verb(settings: Settings, args: argparse.Namespace) -> int:
     def work(s: Services) -> Any:
         m = s.manager
         if args.command == "cancel":
-            cancelled, requested = m.cancel(request.filter, request.limit)
+            cancelled, requested = m.cancel(request.filter, request.limit, Actor.cli())
             return {"cancelled": cancelled, "cancel_requested": requested}
         verb = {"retry": m.retry, "promote": m.promote, "remove": m.remove}[args.command]
-        return {args.command: verb(request.filter, request.limit)}
+        return {args.command: verb(request.filter, request.limit, Actor.cli())}
 
     return _with_services(settings, work)
 
@@ -116,22 +117,27 @@ def _one_by_one(settings: Settings, verb: str, ids: list[int]) -> int:
 def _apply_one(manager: JobManager, verb: str, job_id: int) -> str:
     """Apply `verb` to one job; return the key of the output it is listed under."""
     if verb == "cancel":
-        return "cancel_requested" if manager.cancel_one(job_id).requested else "cancelled"
+        cancelled = manager.cancel_one(job_id, Actor.cli())
+        return "cancel_requested" if cancelled.requested else "cancelled"
     one = {"retry": manager.retry_one, "promote": manager.promote_one, "remove": manager.remove_one}
-    one[verb](job_id)
+    one[verb](job_id, Actor.cli())
     return verb
 
 
 def run_clean(settings: Settings, args: argparse.Namespace) -> int:
     request = CleanRequest(status=args.status, age_s=args.age_s, keep=args.keep, limit=args.limit)
-    return _with_services(settings, lambda s: {"removed": s.manager.clean(args.queue, request)})
+
+    def work(s: Services) -> Any:
+        return {"removed": s.manager.clean(args.queue, request, Actor.cli())}
+
+    return _with_services(settings, work)
 
 
 def run_pause(settings: Settings, args: argparse.Namespace) -> int:
     paused = args.command == "pause"
 
     def work(s: Services) -> Any:
-        s.manager.pause(args.queue, paused)
+        s.manager.pause(args.queue, paused, Actor.cli())
         return {"queue": args.queue, "paused": paused}
 
     return _with_services(settings, work)
@@ -143,7 +149,7 @@ def run_redrive(settings: Settings, args: argparse.Namespace) -> int:
     def work(s: Services) -> Any:
         retried, step = 0, request
         while True:  # bounded: the cursor only moves forward, over a finite set of ids
-            done = s.manager.redrive(step)
+            done = s.manager.redrive(step, Actor.cli())
             retried += len(done.ids)
             if done.next_cursor is None or not done.remaining or retried >= args.limit:
                 return {"retried": retried, "remaining": done.remaining}

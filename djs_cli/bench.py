@@ -84,7 +84,7 @@ def scenario_http(system: BenchSystem, quick: bool) -> Figures:
     total = 500 if quick else 20_000
     bodies = [{"type": "echo", "payload": {"i": i}} for i in range(total)]
     start = time.time()
-    sent = asyncio.run(post_many(*system.api, "/jobs", bodies, connections=32))
+    sent = asyncio.run(post_many(*system.api, "/jobs", bodies, connections=32, key=system.api_key))
     accepted_at = time.time()
     timeline = wait_finished(system, total, timeout_s=600)
     return {
@@ -113,7 +113,9 @@ def scenario_batch(system: BenchSystem, quick: bool) -> Figures:
         for _ in range(total // per_request)
     ]
     start = time.time()
-    sent = asyncio.run(post_many(*system.api, "/jobs/batch", bodies, connections=4))
+    sent = asyncio.run(
+        post_many(*system.api, "/jobs/batch", bodies, connections=4, key=system.api_key)
+    )
     accepted_at = time.time()
     timeline = wait_finished(system, total, timeout_s=900)
     return {
@@ -160,7 +162,9 @@ def _send_now_jobs(system: BenchSystem, total: int, rate: int) -> LoadResult:
     """POST `total` jobs of type `now` at `rate` a second; wait until all have run."""
     bodies = [{"type": "now"} for _ in range(total)]
     sent = asyncio.run(
-        post_many(*system.api, "/jobs", bodies, connections=8, rate_per_s=float(rate))
+        post_many(
+            *system.api, "/jobs", bodies, connections=8, rate_per_s=float(rate), key=system.api_key
+        )
     )
     wait_finished(system, total, timeout_s=120)
     return sent

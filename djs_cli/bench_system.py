@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from typing import Any
 import psycopg
 import redis
 from psycopg import sql
+from pydantic import SecretStr
 
 from common.settings import Settings
+from common.store.keys import create_key
 from common.store.migrate import migrate
 
 
@@ -36,6 +39,8 @@ class BenchSystem:
     runners: int
     concurrency: int
     api_processes: int = 1
+    # A submitter key of the bench database, not rate-limited in practice (its override).
+    api_key: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     owns_database: bool = True
 
@@ -53,10 +58,17 @@ class BenchSystem:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         url = psycopg.conninfo.make_conninfo(base.database_url, dbname=dbname)
+        pepper = secrets.token_hex(32)  # this run's own
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
-        settings = base.model_copy(update={"database_url": url, "redis_prefix": f"bench{stamp}"})
-        system = cls(settings, _free_port(), runners, concurrency, api_processes)
+            _, key = create_key(conn, pepper.encode(), "bench", "submitter", rate_per_s=1e6)
+        update = {
+            "database_url": url,
+            "redis_prefix": f"bench{stamp}",
+            "key_pepper": SecretStr(pepper),
+        }
+        settings = base.model_copy(update=update)
+        system = cls(settings, _free_port(), runners, concurrency, api_processes, key)
         system._spawn(["api", "--port", str(system.port), "--processes", str(api_processes)])
         for _ in range(runners):
             system._spawn(["worker", "--concurrency", str(concurrency)])
@@ -70,6 +82,9 @@ class BenchSystem:
             "REDIS_URL": self.settings.redis_url,
             "DJS_REDIS_PREFIX": self.settings.redis_prefix,
             "DJS_DB_POOL_MAX": str(max(10, self.concurrency)),
+            "DJS_KEY_PEPPER": pepper.get_secret_value()
+            if (pepper := self.settings.key_pepper)
+            else "",
         }
 
     def _spawn(self, args: list[str]) -> None:

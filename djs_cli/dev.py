@@ -22,6 +22,7 @@ import psycopg
 from common.settings import Settings
 from common.store.migrate import migrate
 from djs_cli import devstate
+from djs_cli.devkeys import DevKeys, ensure_dev_keys
 from djs_cli.devservers import DevServices, provide
 from djs_cli.errors import CliError
 from djs_cli.net import answers_health, client_url, ensure_port_free
@@ -46,7 +47,9 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         _announce(services)
         with psycopg.connect(services.database_url, autocommit=True) as conn:
             migrate(conn)
-        children = _start_children(services, args)
+        pepper = settings.key_pepper.get_secret_value() if settings.key_pepper else None
+        keys = ensure_dev_keys(data_dir, services.database_url, pepper)
+        children = _start_children(services, args, keys.pepper)
         api_url = client_url(args.host, args.port)
 
         def up() -> None:
@@ -57,8 +60,11 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
                 database_url=services.database_url,
                 redis_url=services.redis_url,
                 redis_prefix=settings.redis_prefix,
+                key_pepper=keys.pepper,
+                api_key=keys.api_key,
             )
             devstate.write(state_file, state)
+            _announce_key(keys)
             print(f"djs is up: API {api_url}  (Ctrl-C stops everything)", flush=True)
 
         return _supervise(children, stop, lambda: answers_health(args.host, args.port), up)
@@ -101,10 +107,21 @@ def _announce(services: DevServices) -> None:
         )
 
 
+def _announce_key(keys: DevKeys) -> None:
+    if keys.created:
+        print(f"admin API key (shown once; kept in its data dir): {keys.api_key}", flush=True)
+    print("the CLI and curl find it with: export DJS_API_KEY=$(djs keys current)", flush=True)
+
+
 def _start_children(
-    services: DevServices, args: argparse.Namespace
+    services: DevServices, args: argparse.Namespace, pepper: str
 ) -> dict[str, subprocess.Popen[bytes]]:
-    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+    env = {
+        **os.environ,
+        "DATABASE_URL": services.database_url,
+        "REDIS_URL": services.redis_url,
+        "DJS_KEY_PEPPER": pepper,
+    }
     djs = [sys.executable, "-m", "djs_cli.main"]
     commands = {
         "worker": ["worker", "--concurrency", str(args.concurrency)],

@@ -20,7 +20,7 @@ from common.settings import Settings
 FILE_NAME = "dev.json"
 DEFAULT_DATA_DIR = ".djs"
 # The Settings fields a running `djs dev` can supply.
-SERVER_FIELDS = ("database_url", "redis_url", "redis_prefix")
+SERVER_FIELDS = ("database_url", "redis_url", "redis_prefix", "key_pepper")
 
 
 class DevState(BaseModel):
@@ -35,6 +35,9 @@ class DevState(BaseModel):
     database_url: str
     redis_url: str
     redis_prefix: str
+    # The pepper its API hashes keys with, and its admin key (djs_cli/devkeys.py).
+    key_pepper: str | None = None
+    api_key: str | None = None
 
 
 def default_data_dir() -> Path:

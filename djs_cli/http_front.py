@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
 from common.settings import Settings
 
 APPLICATION = "api_app.wsgi:application"
@@ -63,9 +65,12 @@ def worker_environment(settings: Settings, options: FrontOptions) -> dict[str, s
     env: dict[str, str] = {}
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
-        env[alias if isinstance(alias, str) else f"DJS_{name.upper()}"] = str(
-            getattr(settings, name)
-        )
+        value = getattr(settings, name)
+        if value is None:  # unset stays unset (str(None) would read as the text "None")
+            continue
+        if isinstance(value, SecretStr):  # str() of a secret is its mask, not its value
+            value = value.get_secret_value()
+        env[alias if isinstance(alias, str) else f"DJS_{name.upper()}"] = str(value)
     env["DJS_HTTP_MAX_BODY_BYTES"] = str(options.max_body_bytes)
     return env
 

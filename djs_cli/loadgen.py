@@ -46,10 +46,11 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-def _request(host: str, port: int, path: str, body: bytes) -> bytes:
+def _request(host: str, port: int, path: str, body: bytes, key: str | None) -> bytes:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
     return (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
+        f"{auth}Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     ).encode() + body
 
 
@@ -60,13 +61,14 @@ async def _connection(
     bodies: asyncio.Queue[bytes | None],
     result: LoadResult,
     pace: Callable[[], Any] | None,
+    key: str | None,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while (body := await bodies.get()) is not None:
             if pace:
                 await pace()
-            request, sent = _request(host, port, path, body), Sent(sent_at=0.0)
+            request, sent = _request(host, port, path, body, key), Sent(sent_at=0.0)
             sent.sent_at = time.time()  # last, so no allocation (or GC) falls after it
             writer.write(request)
             status, raw = await _read_response(reader)
@@ -84,9 +86,11 @@ async def post_many(
     bodies: Sequence[Any],
     connections: int = 32,
     rate_per_s: float | None = None,
+    key: str | None = None,
 ) -> LoadResult:
     """POST every body once over `connections` keep-alive connections; at most
-    `rate_per_s` requests a second overall when a rate is given."""
+    `rate_per_s` requests a second overall when a rate is given; with `key` as the bearer
+    key."""
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     for item in bodies:
         queue.put_nowait(json.dumps(item).encode())
@@ -95,7 +99,7 @@ async def post_many(
     result = LoadResult()
     pace = _pacer(rate_per_s) if rate_per_s else None
     await asyncio.gather(
-        *(_connection(host, port, path, queue, result, pace) for _ in range(connections))
+        *(_connection(host, port, path, queue, result, pace, key) for _ in range(connections))
     )
     return result
 

@@ -17,6 +17,7 @@ from djs_cli.admin import add_admin_commands
 from djs_cli.devservers import ensure_database
 from djs_cli.devstate import default_data_dir, settings_with_dev_servers
 from djs_cli.errors import USAGE, explain
+from djs_cli.keys import add_key_commands
 from djs_cli.net import cannot_listen, ensure_port_free
 from djs_cli.worker import add_worker
 
@@ -32,7 +33,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     """The API on the production front (djs_cli/http_front.py: granian)."""
     from djs_cli.http_front import options_from, serve
+    from djs_cli.keys import pepper_of
 
+    pepper_of(settings)  # the API refuses to start without it: say so before any worker
     # granian's workers listen with SO_REUSEPORT, so they would not notice another server.
     ensure_port_free(args.host, args.port)
     try:
@@ -174,7 +177,8 @@ def _add_bench(sub: Any) -> None:
 def build_parser() -> Parser:
     parser = Parser(prog="djs")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands):
+    adders = (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands)
+    for add in (*adders, add_key_commands):
         add(sub)
     # Named from the parsers themselves, so the list cannot fall behind.
     parser.description = (

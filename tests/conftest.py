@@ -18,6 +18,7 @@ from api_app.factory import create_app
 from common.services import Services
 from common.settings import Settings
 from common.store.migrate import migrate
+from tests.keys import PEPPER, keyed, make_key
 
 ADMIN_URL = os.environ.get("DJS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("DJS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -88,6 +89,7 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
         redis_prefix=redis_prefix,
         poll_interval_s=0.2,
         reconcile_after_s=0.5,
+        key_pepper=PEPPER,
     )
 
 
@@ -99,6 +101,7 @@ def env(settings: Settings) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "DJS_REDIS_PREFIX": settings.redis_prefix,
+        "DJS_KEY_PEPPER": PEPPER,
     }
 
 
@@ -111,8 +114,16 @@ def services(settings: Settings) -> Iterator[Services]:
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[Client]:
-    with Client(create_app(services)) as test_client:
+def admin_key(database_url: str) -> str:
+    """An admin key in this test's database."""
+    return make_key(database_url, "admin", "test-admin")
+
+
+@pytest.fixture
+def client(services: Services, admin_key: str) -> Iterator[Client]:
+    """The API under chalice.test, every request sent with the admin key unless it names
+    its own Authorization."""
+    with keyed(Client(create_app(services)), admin_key) as test_client:
         yield test_client
 
 

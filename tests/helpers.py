@@ -44,11 +44,14 @@ def run_djs(
 class Http:
     """A keep-alive JSON client on one connection."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, key: str | None = None) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.key = key  # sent as a bearer key with every request
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"content-type": "application/json"} if body is not None else {}
+        if self.key is not None:
+            headers["authorization"] = f"Bearer {self.key}"
         payload = json.dumps(body) if body is not None else None
         self.conn.request(method, path, body=payload, headers=headers)
         response = self.conn.getresponse()

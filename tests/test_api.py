@@ -14,6 +14,7 @@ from api_app.factory import create_app
 from common.services import Services
 from common.settings import Settings
 from tests.conftest import post_json
+from tests.keys import UNKNOWN_KEY, keyed
 
 
 def body(response: Any) -> Any:
@@ -174,11 +175,11 @@ def test_a_method_a_route_lacks_is_405_in_our_shape(client: Client) -> None:
         assert response.headers["Allow"]  # what the route does take
 
 
-def test_redis_down_still_stores_the_job_durably(settings: Settings) -> None:
+def test_redis_down_still_stores_the_job_durably(settings: Settings, admin_key: str) -> None:
     """Our choice: Postgres is the record, so the job is kept and dispatched later."""
     services = Services.connect(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
     try:
-        with Client(create_app(services)) as client:
+        with keyed(Client(create_app(services)), admin_key) as client:
             response = post_json(client, "/jobs", {"type": "echo"})
             assert response.status_code == 201
             job = body(response)
@@ -196,7 +197,7 @@ def test_postgres_down_is_503_with_retry_after(settings: Settings) -> None:
     services = Services.connect(settings.model_copy(update={"database_url": down}))
     services.store.pools.durable.timeout = 0.5
     try:
-        with Client(create_app(services)) as client:
+        with keyed(Client(create_app(services)), UNKNOWN_KEY) as client:
             response = post_json(client, "/jobs", {"type": "echo"})
             error = assert_error(response, 503, "dependency_unavailable")
             assert error["details"] == {"dependency": "postgres"}
@@ -222,7 +223,7 @@ def test_postgres_down_answers_concurrent_requests_at_once(settings: Settings) -
     down = "postgresql://postgres@127.0.0.1:1/none"  # nothing listens there
     services = Services.connect(settings.model_copy(update={"database_url": down}))
     try:
-        with Client(create_app(services)) as client:
+        with keyed(Client(create_app(services)), UNKNOWN_KEY) as client:
             assert post_json(client, "/jobs", {"type": "echo"}).status_code == 503
         # The first failure starts a probe; its verdict (connection refused) takes a moment.
         deadline = time.monotonic() + 10
@@ -239,7 +240,7 @@ def test_postgres_down_answers_concurrent_requests_at_once(settings: Settings) -
 
         def call(send: Any) -> None:
             # An app per thread: Chalice keeps the current request on the app object.
-            with Client(create_app(services)) as own:
+            with keyed(Client(create_app(services)), UNKNOWN_KEY) as own:
                 started = time.monotonic()
                 response = send(own)
                 took = time.monotonic() - started

@@ -22,7 +22,8 @@ from common import limits
 from common.handlers import HandlerRegistry
 from common.models import Backoff, JobSubmission
 from common.services import Services
-from tests.test_http_front import MIB, Front, assert_error, parse, start_front
+from tests.raw_http import parse
+from tests.test_http_front import MIB, Front, assert_error, start_front
 
 PAYLOAD_BYTES = 200_000
 

@@ -10,13 +10,15 @@ from common.settings import Settings
 from tests.helpers import Http, free_port, start_djs, stop, wait_for_health
 
 
-def test_200_jobs_over_http_complete_once_each(settings: Settings, env: dict[str, str]) -> None:
+def test_200_jobs_over_http_complete_once_each(
+    settings: Settings, env: dict[str, str], admin_key: str
+) -> None:
     port = free_port()
     api = start_djs(["api", "--port", str(port)], env)
     worker = start_djs(["worker", "--concurrency", "8"], env)
     try:
         wait_for_health(port)
-        client = Http(port)
+        client = Http(port, admin_key)
         ids = []
         for i in range(200):
             status, job = client.request("POST", "/jobs", {"type": "echo", "payload": {"i": i}})
@@ -51,7 +53,7 @@ def test_200_jobs_over_http_complete_once_each(settings: Settings, env: dict[str
 
 
 def test_stock_chalice_local_serves_the_api_with_our_fixes(
-    settings: Settings, env: dict[str, str]
+    settings: Settings, env: dict[str, str], admin_key: str
 ) -> None:
     """`chalice local` in api_app/ loads app.py, which applies the keep-alive fix and the JSON
     404 to Chalice's own server."""
@@ -71,9 +73,11 @@ def test_stock_chalice_local_serves_the_api_with_our_fixes(
     )
     try:
         wait_for_health(port)
-        client = Http(port)
+        client = Http(port, admin_key)
         status, job = client.request("POST", "/jobs", {"type": "echo"})
         assert status == 201 and job["status"] == "pending"
+        status, refused = Http(port).request("GET", f"/jobs/{job['id']}")  # no key: the
+        assert status == 401 and refused["error"]["code"] == "unauthorized"  # authorizer ran
         status, missing = client.request("GET", "/no/such/route")  # same kept-alive socket
         assert status == 404 and missing["error"]["code"] == "not_found"
         client.close()

@@ -12,10 +12,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from psycopg import sql
 
 from tests.conftest import ADMIN_URL, REDIS_URL
 from tests.helpers import free_port, stop, wait_for_health
+from tests.keys import PEPPER, bearer, make_key
+from tests.raw_http import Reply, exchange
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 4096  # the body limit of the shared server
@@ -58,65 +59,14 @@ def start_front(env: dict[str, str], *args: str) -> Front:
     return Front(port, process)
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Exchange:  # what came back on one connection, whether the server closed it, when
-    replies: list[Reply] = field(default_factory=list)
-    closed: bool = False
-    seconds: float = 0.0
-
-
-def parse(raw: bytes) -> list[Reply]:
-    """The complete responses in `raw` (Content-Length framed)."""
-    replies = []
-    while b"\r\n\r\n" in raw:
-        head, _, rest = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        pairs = (line.partition(":") for line in lines[1:])
-        headers = {name.strip().lower(): value.strip() for name, _, value in pairs}
-        length = int(headers.get("content-length", "0"))
-        if len(rest) < length:
-            break
-        replies.append(Reply(int(lines[0].split(" ", 2)[1]), headers, rest[:length]))
-        raw = rest[length:]
-    return replies
-
-
-def exchange(
-    port: int, *parts: bytes, pause_s: float = 0.0, wait_s: float = 5.0, half_close: bool = False
-) -> Exchange:
-    """Send `parts` (pausing between them), then read until the server closes the connection
-    or `wait_s` passes with nothing more to read."""
-    started, received, closed = time.monotonic(), b"", False
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        try:
-            for i, part in enumerate(parts):
-                time.sleep(pause_s if i else 0)
-                sock.sendall(part)
-            if half_close:
-                sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(wait_s)
-            while chunk := sock.recv(65536):
-                received += chunk
-            closed = True
-        except TimeoutError:
-            pass
-        except (ConnectionResetError, BrokenPipeError):
-            closed = True
-    return Exchange(parse(received), closed, time.monotonic() - started)
+# The admin key of this module's database (made by module_env): every request sends it.
+KEYS: dict[str, str] = {}
 
 
 def request(method: str, path: str, body: bytes = b"", kind: str = "application/json") -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: djs\r\n"
+    if "admin" in KEYS:
+        head += f"Authorization: Bearer {KEYS['admin']}\r\n"
     if body or method == "POST":
         head += f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
@@ -154,7 +104,15 @@ def module_env(template_db: str) -> Iterator[dict[str, str]]:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(create.format(sql.Identifier(name), sql.Identifier(template_db)))
     url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
-    yield {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL, "DJS_REDIS_PREFIX": prefix}
+    KEYS["admin"] = make_key(url, "admin", "front-admin")
+    yield {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "DJS_REDIS_PREFIX": prefix,
+        "DJS_KEY_PEPPER": PEPPER,
+    }
+    KEYS.clear()
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(drop.format(sql.Identifier(name)))
@@ -317,7 +275,8 @@ def test_current_request_is_each_threads_own(front: Front) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
         for payload in ({"client": n, "i": i} for i in range(15)):
             body = json.dumps({"type": "echo", "payload": payload})
-            conn.request("POST", "/jobs", body=body, headers={"content-type": "application/json"})
+            headers = {"content-type": "application/json", **bearer(KEYS["admin"])}
+            conn.request("POST", "/jobs", body=body, headers=headers)
             if (reply := json.loads(conn.getresponse().read())).get("payload") != payload:
                 mismatches.append((payload, reply))
         conn.close()

@@ -20,6 +20,7 @@ from common.limits import BIGINT
 from common.services import Services
 from common.settings import Settings
 from tests.conftest import post_json
+from tests.keys import PEPPER
 
 Document = dict[str, Any]
 
@@ -94,13 +95,17 @@ def test_errors_are_documented_where_they_can_happen(document: Document) -> None
     def statuses(path: str, method: str) -> set[int]:
         return {int(s) for s in document["paths"][path][method]["responses"]}
 
-    assert statuses("/jobs", "post") == {200, 201, 400, 409, 411, 413, 415, 422, 503}
-    assert statuses("/jobs/{raw_id}", "get") == {200, 404, 422, 503}
-    assert statuses("/queues", "get") == {200, 503}
+    # Every route but the public ones (api_app/auth/roles.py): the key's refusals, its rate
+    # limit, and 503 when the limit cannot be read (Redis down, for every role but admin).
+    keyed = {401, 403, 429, 503}
+    assert statuses("/jobs", "post") == {200, 201, 400, 409, 411, 413, 415, 422, 503} | keyed
+    assert statuses("/jobs/{raw_id}", "get") == {200, 404, 422, 503} | keyed
+    assert statuses("/queues", "get") == {200, 503} | keyed
     assert statuses("/openapi.json", "get") == {200}
     error = document["paths"]["/jobs/{raw_id}"]["get"]["responses"]["404"]
     assert error["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "Retry-After" in document["paths"]["/queues"]["get"]["responses"]["503"]["headers"]
+    assert "Retry-After" in document["paths"]["/me"]["get"]["responses"]["429"]["headers"]
 
 
 def test_a_route_without_its_contract_is_refused() -> None:
@@ -122,6 +127,7 @@ def _unreachable_services() -> Services:
             database_url="postgresql://postgres@127.0.0.1:1/nowhere",
             redis_url="redis://127.0.0.1:1/0",
             redis_prefix="djstestnowhere",
+            key_pepper=PEPPER,
         )
     )
 

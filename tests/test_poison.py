@@ -19,7 +19,9 @@ import pytest
 
 from common.handlers import HandlerRegistry
 from common.services import Services
-from tests.test_http_front import MIB, Front, parse, start_front
+from tests.keys import bearer, make_key
+from tests.raw_http import parse
+from tests.test_http_front import MIB, Front, start_front
 from tests.test_unreadable_rows import insert_poison
 
 BIG = str(2**63)
@@ -109,8 +111,14 @@ POISON: dict[str, tuple[bytes, set[int]]] = {  # name -> (request, the statuses 
 LOUD = _raw("POST", "/jobs", '{"type": "loud"}')  # a clean request: its handler raises 1 MB
 
 
+# The key every request sends (made by the `api` fixture): an admin, never rate limited.
+KEYS: dict[str, str] = {}
+
+
 def ask(port: int, raw: bytes) -> int | None:
     """Send one request on its own connection; the status of the answer, None if none came."""
+    auth = f"Host: djs\r\nAuthorization: Bearer {KEYS['admin']}\r\n".encode()
+    raw = raw.replace(b"Host: djs\r\n", auth, 1)
     received = b""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         try:
@@ -141,7 +149,7 @@ class Tally:
 
 def clean_client(port: int, n: int, until: float, tally: Tally) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **bearer(KEYS["admin"])}
     for i in range(MAX_CLEAN_PER_CLIENT):
         if time.monotonic() > until:
             break
@@ -170,6 +178,7 @@ def poison_client(port: int, until: float, tally: Tally) -> None:
 
 @pytest.fixture
 def api(env: dict[str, str]) -> Iterator[Front]:
+    KEYS["admin"] = make_key(env["DATABASE_URL"], "admin", "poison", rate_per_s=1e6)
     server = start_front(env)  # as `djs api` runs by default: one process, a 1 MiB limit
     yield server
     assert server.stop() == 0, server.output

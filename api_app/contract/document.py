@@ -12,6 +12,7 @@ from chalice.app import Chalice, RouteEntry
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from api_app.auth.roles import MINIMUM_ROLE, PUBLIC
 from api_app.contract.bodies import ErrorBody
 from api_app.contract.meta import PATH_PARAMETERS, Contract, contract_of
 
@@ -46,13 +47,43 @@ def openapi_document(app: Chalice, title: str = "djs", version: str = "0.1.0") -
     refs, components = _schemas(routes)
     paths: dict[str, dict[str, Any]] = {}
     for path, method, entry, contract in routes:
-        paths.setdefault(path, {})[method.lower()] = _operation(entry, contract, refs)
+        operation = _operation(entry, contract, refs)
+        paths.setdefault(path, {})[method.lower()] = _secured(operation, method, path, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": "The djs HTTP API."},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": _SECURITY_SCHEMES},
     }
+
+
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key: djs_..._..."}
+}
+_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer."}}
+_AUTH_ERRORS = {
+    401: "No key, or a key that is malformed, unknown or revoked (WWW-Authenticate: Bearer).",
+    403: "The key's role may not call this route.",
+    429: "The key's rate limit is spent; try again after Retry-After seconds.",
+}
+# Redis down: the rate limit fails closed for every role but admin (api_app/ratelimit.py).
+_AUTH_HEADERS = {401: _CHALLENGE, 429: _RETRY_AFTER}
+
+
+def _secured(operation: dict[str, Any], method: str, path: str, refs: Refs) -> dict[str, Any]:
+    """A route that needs a key says so, with the least role that may call it (x-djs-role)."""
+    if (method, path) in PUBLIC:
+        return {**operation, "security": []}
+    error_schema = refs[(ErrorBody, "serialization")]
+    answers = dict(operation["responses"])
+    for status, description in _AUTH_ERRORS.items():
+        headers = _AUTH_HEADERS.get(status)
+        answers.setdefault(str(status), _response(description, error_schema, headers))
+    answers.setdefault("503", _response(_DEPENDENCY_ERROR[503], error_schema, _RETRY_AFTER))
+    ordered = dict(sorted(answers.items()))
+    role = MINIMUM_ROLE.get((method, path))
+    extra = {"x-djs-role": role} if role else {}
+    return {**operation, "security": [{"bearer": []}], **extra, "responses": ordered}
 
 
 def _contract(path: str, method: str, entry: RouteEntry) -> Contract:

@@ -26,6 +26,7 @@ _ATTRIBUTE = "djs_contract"
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "raw_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT},
     "name": {"type": "string", "pattern": NAME_PATTERN},
+    "key_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT},
 }
 
 

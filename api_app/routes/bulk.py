@@ -7,9 +7,11 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.actor import actor
 from api_app.contract.bodies import Cancelled, Promoted, Redriven, Removed, Retried
 from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
+from common.audit import Actor
 from common.models import BulkRequest, JobFilter, RedriveRequest
 from common.services import Services
 
@@ -33,10 +35,10 @@ def bulk_routes(services: Services) -> Blueprint:
     def _bulk() -> BulkRequest:
         return BulkRequest.model_validate(json_body(bp.current_request))
 
-    def _moving(verb: Callable[[JobFilter, int], list[int]], done: str) -> Callable[[], Any]:
+    def _moving(verb: Callable[[JobFilter, int, Actor], list[int]], done: str) -> Callable[[], Any]:
         def route() -> Any:
             request = _bulk()
-            ids = verb(request.filter, request.limit)
+            ids = verb(request.filter, request.limit, actor(bp.current_request))
             return json_response({done: len(ids), "ids": ids})
 
         return route
@@ -55,8 +57,8 @@ def bulk_routes(services: Services) -> Blueprint:
     @_CANCEL
     @api_view
     def bulk_cancel() -> Any:
-        request = _bulk()
-        cancelled, requested = manager.cancel(request.filter, request.limit)
+        request, who = _bulk(), actor(bp.current_request)
+        cancelled, requested = manager.cancel(request.filter, request.limit, who)
         body = {"cancelled": len(cancelled), "ids": cancelled, "cancel_requested": requested}
         return json_response(body)
 
@@ -65,7 +67,7 @@ def bulk_routes(services: Services) -> Blueprint:
     @api_view
     def redrive() -> Any:
         request = RedriveRequest.model_validate(json_body(bp.current_request))
-        done = manager.redrive(request)
+        done = manager.redrive(request, actor(bp.current_request))
         body = {
             "retried": len(done.ids),
             "ids": done.ids,

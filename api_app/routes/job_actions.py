@@ -6,6 +6,7 @@ from typing import Any
 
 from chalice.app import Blueprint, Response
 
+from api_app.actor import actor
 from api_app.contract.bodies import RemovedJob
 from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, job_id, json_response
@@ -40,19 +41,19 @@ def job_action_routes(services: Services) -> Blueprint:
     @_RETRY
     @api_view
     def retry_job(raw_id: str) -> Any:
-        return _job(manager.retry_one(job_id(raw_id)))
+        return _job(manager.retry_one(job_id(raw_id), actor(bp.current_request)))
 
     @bp.route("/jobs/{raw_id}/promote", methods=["POST"], content_types=ANY_TYPE)
     @_PROMOTE
     @api_view
     def promote_job(raw_id: str) -> Any:
-        return _job(manager.promote_one(job_id(raw_id)))
+        return _job(manager.promote_one(job_id(raw_id), actor(bp.current_request)))
 
     @bp.route("/jobs/{raw_id}/cancel", methods=["POST"], content_types=ANY_TYPE)
     @_CANCEL
     @api_view
     def cancel_job(raw_id: str) -> Any:
-        cancelled = manager.cancel_one(job_id(raw_id))
+        cancelled = manager.cancel_one(job_id(raw_id), actor(bp.current_request))
         # An active job stops only when its handler does: 202 says the request is accepted.
         return _job(cancelled.job, 202 if cancelled.requested else 200)
 
@@ -61,7 +62,7 @@ def job_action_routes(services: Services) -> Blueprint:
     @api_view
     def remove_job(raw_id: str) -> Any:
         ident = job_id(raw_id)
-        manager.remove_one(ident)
+        manager.remove_one(ident, actor(bp.current_request))
         return json_response({"removed": ident})
 
     return bp

@@ -7,6 +7,7 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.auth.identity import caller, owner_scope
 from api_app.contract.bodies import JobPage, SubmittedBatch, SubmittedJob
 from api_app.contract.meta import IDEMPOTENCY_HEADER, documented
 from api_app.errors import ANY_TYPE, api_view, job_id, json_body, json_response
@@ -33,6 +34,29 @@ def _submission(request: Any) -> JobSubmission:
 def _submitted(s: Submitted) -> dict[str, Any]:
     # The model's fields as they are: json_response writes them (fastjson.dumps_answer).
     return {**s.job.__dict__, "created": s.created, "dispatched": s.dispatched}
+
+
+def _as_seen(job: JobDetail, owner: int | None) -> dict[str, Any]:
+    """A job's JSON; a submitter (owner set) is not shown workers nor tracebacks."""
+    shown = job.model_dump(mode="json")
+    if owner is not None:
+        shown["worker"] = None
+        for attempt in shown["history"]:
+            attempt["worker"] = attempt["traceback"] = None
+    return shown
+
+
+def _list_page(services: Services, request: Any) -> str:
+    params = dict(request.query_params or {})
+    if "ids" in params:
+        params["ids"] = params["ids"].split(",")
+    query = ListQuery.model_validate(params)
+    budget = services.settings.list_max_bytes
+    owner = owner_scope(caller(request))
+    found, full = services.store.list_within(query, budget, owner)
+    if owner is not None:  # a submitter is not shown workers
+        found = [job.model_copy(update={"worker": None}) for job in found]
+    return _page_body(found, full or len(found) == query.limit, budget)
 
 
 def _page_body(found: list[JobOut], more: bool, max_bytes: int) -> str:
@@ -78,7 +102,9 @@ def jobs_routes(services: Services) -> Blueprint:
     @_SUBMIT
     @api_view
     def post_job() -> Any:
-        [submitted] = services.batcher.submit([_submission(bp.current_request)])
+        request = bp.current_request
+        job = _submission(request).owned_by(caller(request).key_id)
+        [submitted] = services.batcher.submit([job])
         status = 201 if submitted.created else 200
         location = {"Location": f"/jobs/{submitted.job.id}"}
         return json_response(_submitted(submitted), status, location)
@@ -88,7 +114,8 @@ def jobs_routes(services: Services) -> Blueprint:
     @api_view
     def post_batch() -> Any:
         batch = BatchSubmission.model_validate(json_body(bp.current_request))
-        submitted = services.batcher.submit(batch.jobs)
+        owner = caller(bp.current_request).key_id
+        submitted = services.batcher.submit([job.owned_by(owner) for job in batch.jobs])
         created = sum(s.created for s in submitted)
         body = {"jobs": [_submitted(s) for s in submitted], "created": created}
         return json_response(body, 201 if created else 200)
@@ -97,21 +124,17 @@ def jobs_routes(services: Services) -> Blueprint:
     @_LIST
     @api_view
     def list_jobs() -> Any:
-        params = dict(bp.current_request.query_params or {})
-        if "ids" in params:
-            params["ids"] = params["ids"].split(",")
-        query = ListQuery.model_validate(params)
-        budget = services.settings.list_max_bytes
-        found, full = store.list_within(query, budget)
-        return json_response(_page_body(found, full or len(found) == query.limit, budget))
+        return json_response(_list_page(services, bp.current_request))
 
     @bp.route("/jobs/{raw_id}", methods=["GET"])
     @_GET
     @api_view
     def get_job(raw_id: str) -> Any:
-        job = store.get(job_id(raw_id))
+        # Another key's job is not found, for a submitter: not even its existence shows.
+        owner = owner_scope(caller(bp.current_request))
+        job = store.get(job_id(raw_id), owner)
         if job is None:
             raise NotFound(f"job {raw_id} not found", {"id": int(raw_id)})
-        return json_response(job.model_dump(mode="json"))
+        return json_response(_as_seen(job, owner))
 
     return bp

@@ -7,6 +7,8 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from api_app.actor import actor
+from api_app.auth.identity import caller, owner_scope
 from api_app.contract.bodies import Cleaned, Paused, QueueList, QueueRow
 from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
@@ -49,7 +51,7 @@ def queues_routes(services: Services) -> Blueprint:
     @_LIST
     @api_view
     def list_queues() -> Any:
-        counts = store.queue_counts()
+        counts = store.queue_counts(owner_scope(caller(bp.current_request)))
         settings = store.queue_settings()
         names = sorted(set(counts) | set(settings))
         return json_response(
@@ -60,14 +62,14 @@ def queues_routes(services: Services) -> Blueprint:
     @_PAUSE
     @api_view
     def pause(name: str) -> Any:
-        manager.pause(_queue_name(name), True)
+        manager.pause(_queue_name(name), True, actor(bp.current_request))
         return json_response({"name": name, "paused": True})
 
     @bp.route("/queues/{name}/resume", methods=["POST"], content_types=ANY_TYPE)
     @_RESUME
     @api_view
     def resume(name: str) -> Any:
-        manager.pause(_queue_name(name), False)
+        manager.pause(_queue_name(name), False, actor(bp.current_request))
         return json_response({"name": name, "paused": False})
 
     @bp.route("/queues/{name}/settings", methods=["PUT"], content_types=ANY_TYPE)
@@ -75,7 +77,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def put_settings(name: str) -> Any:
         settings = QueueSettings.model_validate(json_body(bp.current_request))
-        row = store.set_retention(_queue_name(name), settings)
+        row = manager.set_retention(_queue_name(name), settings, actor(bp.current_request))
         return json_response(row)
 
     @bp.route("/queues/{name}/clean", methods=["POST"], content_types=ANY_TYPE)
@@ -83,7 +85,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def clean(name: str) -> Any:
         request = CleanRequest.model_validate(json_body(bp.current_request))
-        removed = manager.clean(_queue_name(name), request)
+        removed = manager.clean(_queue_name(name), request, actor(bp.current_request))
         return json_response({"removed": removed})
 
     return bp

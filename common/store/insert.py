@@ -73,9 +73,12 @@ def _existing_by_key(
     for job, request_hash in keyed:
         row = found.get(_key(job))
         if row is not None and row["request_hash"] != request_hash:
+            # The job is named only to its own key's caller: another key must not learn it
+            # exists (the owner is part of the request hash, so its reuse lands here).
+            mine = row.get("owner_key_id") == job.owner_key_id
             raise Conflict(
                 f"idempotency key {job.idempotency_key!r} was used with a different request",
-                {"job_id": row["id"], "queue": job.queue},
+                {"job_id": row["id"] if mine else None, "queue": job.queue},
             )
     return found
 
@@ -117,6 +120,7 @@ def _insert_params(jobs: Sequence[JobSubmission], hashes: list[str | None]) -> d
                 "run_at": due.isoformat() if due else None,
                 "idempotency_key": job.idempotency_key,
                 "request_hash": request_hash,
+                "owner_key_id": job.owner_key_id,
             }
         )
     return {"jobs": fastjson.dumps(rows)}

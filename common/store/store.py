@@ -14,6 +14,7 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb, set_json_loads
 
 from common import fastjson, limits
+from common.audit import AuditEntry
 from common.errors import Conflict, InvalidInput
 from common.models import (
     CleanRequest,
@@ -25,6 +26,7 @@ from common.models import (
     QueueSettings,
 )
 from common.records import ClaimedJob, Completion, Dispatch, Failure, Lease
+from common.store.audited import write_audit
 from common.store.insert import insert_jobs
 from common.store.pool import Pools, Row
 from common.store.rows import dispatches, job_detail, job_out
@@ -69,7 +71,19 @@ class Store:
     def _dispatches(self, name: str, params: dict[str, Any]) -> list[Dispatch]:
         return dispatches(self._all(name, params))
 
-    def _one(self, name: str, job_id: int) -> Row | None:
+    def _audited(
+        self, name: str, params: dict[str, Any], audit: AuditEntry | None, jobs: bool = True
+    ) -> list[Row]:
+        """An admin verb's statement and its audit entry (counting the rows it changed, if
+        `jobs`), in one transaction; without an entry, the statement alone."""
+        if audit is None:
+            return self._all(name, params)
+        with self.connection() as conn, conn.transaction():
+            rows = conn.execute(Q[name], params).fetchall()
+            write_audit(conn, audit, len(rows) if jobs else None)
+        return rows
+
+    def _one(self, name: str, job_id: int, audit: AuditEntry | None = None) -> Row | None:
         """A single-job verb: None if there is no such job, else its outcome row. It waits for
         the job's row lock, but not for ever: a lock held for seconds is a 409 to retry, not
         a request that holds a pooled connection until the holder lets go."""
@@ -79,6 +93,8 @@ class Store:
                 rows = conn.execute(Q[name], {"id": job_id}).fetchall()
             except psycopg.errors.LockNotAvailable as exc:
                 raise Conflict(f"job {job_id} is busy; try again", {"id": job_id}) from exc
+            if audit is not None and rows and _changed(rows[0]):  # a refusal is not audited
+                write_audit(conn, audit, 1)
         return rows[0] if rows else None
 
     def ping(self) -> None:
@@ -104,9 +120,11 @@ class Store:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def get(self, job_id: int) -> JobDetail | None:
+    def get(self, job_id: int, owner_key_id: int | None = None) -> JobDetail | None:
+        """The job with its history; with an owner, None unless that key submitted it."""
         with self.connection() as conn:
-            row = conn.execute(Q["get_job"], {"id": job_id}).fetchone()
+            params = {"id": job_id, "owner_key_id": owner_key_id}
+            row = conn.execute(Q["get_job"], params).fetchone()
             if row is None:
                 return None
             shown = {"id": job_id, "limit": limits.MAX_HISTORY}
@@ -115,35 +133,43 @@ class Store:
         return job_detail(row, attempts, events)
 
     def status_of(self, job_id: int) -> str | None:
-        rows = self._all("get_job", {"id": job_id})
+        rows = self._all("get_job", {"id": job_id, "owner_key_id": None})
         return str(rows[0]["status"]) if rows else None
 
     def list_jobs(self, query: ListQuery) -> list[JobOut]:
         return [job_out(r) for r in self._all("list_jobs", query.model_dump())]
 
-    def list_within(self, query: ListQuery, max_bytes: int) -> tuple[list[JobOut], bool]:
+    def list_within(
+        self, query: ListQuery, max_bytes: int, owner_key_id: int | None = None
+    ) -> tuple[list[JobOut], bool]:
         """A page of list_jobs of about max_bytes at most (at least one row); and whether
-        the budget ran out, so rows may follow though the page has fewer than `limit`."""
-        rows = self._all("list_jobs_within", {**query.model_dump(), "max_bytes": max_bytes})
+        the budget ran out, so rows may follow though the page has fewer than `limit`.
+        With an owner, only that key's jobs."""
+        params = {**query.model_dump(), "max_bytes": max_bytes, "owner_key_id": owner_key_id}
+        rows = self._all("list_jobs_within", params)
         full = bool(rows) and rows[-1]["bytes_before"] + rows[-1]["shown_bytes"] >= max_bytes
         return [job_out(r) for r in rows], full
 
     def queue_names(self) -> list[str]:
         return sorted(r["name"] for r in self._all("queue_names", {}))
 
-    def queue_counts(self) -> dict[str, dict[str, int]]:
+    def queue_counts(self, owner_key_id: int | None = None) -> dict[str, dict[str, int]]:
+        """Jobs per queue and status; with an owner, only that key's."""
         counts: dict[str, dict[str, int]] = {}
-        for row in self._all("queue_counts", {}):
+        for row in self._all("queue_counts", {"owner_key_id": owner_key_id}):
             counts.setdefault(row["queue"], {})[row["status"]] = row["n"]
         return counts
 
     def queue_settings(self) -> dict[str, Row]:
         return {r["name"]: r for r in self._all("queue_settings", {})}
 
-    def set_paused(self, queue: str, paused: bool) -> Row:
-        return self._all("set_queue_paused", {"name": queue, "paused": paused})[0]
+    def set_paused(self, queue: str, paused: bool, audit: AuditEntry | None = None) -> Row:
+        params = {"name": queue, "paused": paused}
+        return self._audited("set_queue_paused", params, audit, jobs=False)[0]
 
-    def set_retention(self, queue: str, settings: QueueSettings) -> Row:
+    def set_retention(
+        self, queue: str, settings: QueueSettings, audit: AuditEntry | None = None
+    ) -> Row:
         def as_json(value: Any) -> Jsonb | None:
             return Jsonb(value.model_dump()) if value is not None else None
 
@@ -152,7 +178,7 @@ class Store:
             "remove_on_complete": as_json(settings.remove_on_complete),
             "remove_on_fail": as_json(settings.remove_on_fail),
         }
-        return self._all("set_queue_retention", params)[0]
+        return self._audited("set_queue_retention", params, audit, jobs=False)[0]
 
     # --- runner transitions, batched --------------------------------------------------------
 
@@ -242,56 +268,64 @@ class Store:
 
     # --- admin verbs: by filter and limit, or for one job ------------------------------------
 
-    def retry(self, job_filter: JobFilter, limit: int) -> list[Dispatch]:
-        return self._dispatches("retry_jobs", _filter_params(job_filter, limit))
+    def retry(
+        self, job_filter: JobFilter, limit: int, audit: AuditEntry | None = None
+    ) -> list[Dispatch]:
+        return dispatches(self._audited("retry_jobs", _filter_params(job_filter, limit), audit))
 
-    def retry_one(self, job_id: int) -> Row | None:
-        return self._one("retry_job", job_id)
+    def retry_one(self, job_id: int, audit: AuditEntry | None = None) -> Row | None:
+        return self._one("retry_job", job_id, audit)
 
-    def redrive(self, job_filter: JobFilter, after_id: int, limit: int) -> list[Dispatch]:
+    def redrive(
+        self, job_filter: JobFilter, after_id: int, limit: int, audit: AuditEntry | None = None
+    ) -> list[Dispatch]:
         params = {**_filter_params(job_filter, limit), "after_id": after_id}
-        return self._dispatches("redrive_jobs", params)
+        return dispatches(self._audited("redrive_jobs", params, audit))
 
     def count_redrivable(self, job_filter: JobFilter, after_id: int) -> int:
         params = {**_filter_params(job_filter, 0), "after_id": after_id}
         return int(self._all("count_redrivable", params)[0]["n"])
 
-    def promote(self, job_filter: JobFilter, limit: int) -> list[Dispatch]:
-        return self._dispatches("promote_jobs", _filter_params(job_filter, limit))
+    def promote(
+        self, job_filter: JobFilter, limit: int, audit: AuditEntry | None = None
+    ) -> list[Dispatch]:
+        return dispatches(self._audited("promote_jobs", _filter_params(job_filter, limit), audit))
 
-    def promote_one(self, job_id: int) -> Row | None:
-        return self._one("promote_job", job_id)
+    def promote_one(self, job_id: int, audit: AuditEntry | None = None) -> Row | None:
+        return self._one("promote_job", job_id, audit)
 
-    def cancel(self, job_filter: JobFilter, limit: int) -> tuple[list[Row], list[Row]]:
+    def cancel(
+        self, job_filter: JobFilter, limit: int, audit: AuditEntry | None = None
+    ) -> tuple[list[Row], list[Row]]:
         """Cancel waiting jobs; flag active ones. Return (cancelled, cancel requested)."""
         params = _filter_params(job_filter, limit)
         with self.connection() as conn, conn.transaction():
             cancelled = conn.execute(Q["cancel_jobs"], params).fetchall()
             requested = conn.execute(Q["request_cancel"], params).fetchall()
+            if audit is not None:
+                write_audit(conn, audit, len(cancelled) + len(requested))
         return cancelled, requested
 
-    def cancel_one(self, job_id: int) -> Row | None:
-        return self._one("cancel_job", job_id)
+    def cancel_one(self, job_id: int, audit: AuditEntry | None = None) -> Row | None:
+        return self._one("cancel_job", job_id, audit)
 
-    def remove(self, job_filter: JobFilter, limit: int) -> list[Row]:
-        return self._all("remove_jobs", _filter_params(job_filter, limit))
+    def remove(
+        self, job_filter: JobFilter, limit: int, audit: AuditEntry | None = None
+    ) -> list[Row]:
+        return self._audited("remove_jobs", _filter_params(job_filter, limit), audit)
 
-    def remove_one(self, job_id: int) -> Row | None:
-        return self._one("remove_job", job_id)
+    def remove_one(self, job_id: int, audit: AuditEntry | None = None) -> Row | None:
+        return self._one("remove_job", job_id, audit)
 
-    def clean(self, queue: str, request: CleanRequest) -> int:
-        """Remove finished jobs by age or beyond the newest N, in bounded batches."""
-        removed = 0
-        while removed < request.limit:
-            batch = min(1000, request.limit - removed)
-            params = {"queue": queue, "status": request.status, "limit": batch}
-            if request.age_s is not None:
-                rows = self._all("clean_older_than", {**params, "age_s": request.age_s})
-            else:
-                rows = self._all("clean_beyond_newest", {**params, "keep": request.keep})
-            removed += len(rows)
-            if len(rows) < batch:
-                break
+    def clean(self, queue: str, request: CleanRequest, audit: AuditEntry | None = None) -> int:
+        """Remove finished jobs by age or beyond the newest N, in bounded batches: each its
+        own transaction for the janitor; all in one with the audit entry for an admin."""
+        if audit is None:
+            with self.connection() as conn:
+                return _clean(conn, queue, request)
+        with self.connection() as conn, conn.transaction():
+            removed = _clean(conn, queue, request)
+            write_audit(conn, audit, removed)
         return removed
 
     # --- background upkeep -----------------------------------------------------------------
@@ -324,6 +358,27 @@ class Store:
         we got it."""
         with self.connection() as conn, conn.transaction():
             yield _try_lock(conn, LOCKS[lock])
+
+
+def _changed(row: Row) -> bool:
+    """Whether a single-job verb's outcome row says it applied (see _one_outcome)."""
+    return any(row.get(column) is not None for column in ("id", "cancelled", "requested"))
+
+
+def _clean(conn: psycopg.Connection[Row], queue: str, request: CleanRequest) -> int:
+    removed = 0
+    while removed < request.limit:
+        batch = min(1000, request.limit - removed)
+        params = {"queue": queue, "status": request.status, "limit": batch}
+        if request.age_s is not None:
+            rows = conn.execute(Q["clean_older_than"], {**params, "age_s": request.age_s})
+        else:
+            rows = conn.execute(Q["clean_beyond_newest"], {**params, "keep": request.keep})
+        done = len(rows.fetchall())
+        removed += done
+        if done < batch:
+            break
+    return removed
 
 
 def _try_lock(conn: psycopg.Connection[Row], key: int) -> bool:

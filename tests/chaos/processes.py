@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from typing import Any
 from common.services import Services
 from common.settings import Settings
 from tests.chaos.core import REPO, wait_until
-from tests.chaos.submitter import wait_api_ready
+from tests.chaos.submitter import JsonClient, wait_api_ready
 from tests.conftest import REDIS_URL
+from tests.keys import PEPPER, make_key
 
 HANDLERS = "tests.chaos.handlers"
 
@@ -74,6 +76,10 @@ class Cluster:
         self.env.update(
             {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "DJS_REDIS_PREFIX": redis_prefix}
         )
+        self.env["DJS_KEY_PEPPER"] = PEPPER
+        # Every JsonClient sends this key: an admin never limited in practice.
+        name = f"chaos-{uuid.uuid4().hex[:8]}"
+        JsonClient.key = make_key(database_url, "admin", name, rate_per_s=1e6)
         self.configure(**settings)
 
     def configure(self, **settings: Any) -> None:
@@ -156,6 +162,7 @@ class Cluster:
             database_url=self.env["DATABASE_URL"],
             redis_url=self.env["REDIS_URL"],
             redis_prefix=self.env["DJS_REDIS_PREFIX"],
+            key_pepper=PEPPER,
         )
 
     @contextlib.contextmanager

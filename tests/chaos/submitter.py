@@ -17,6 +17,8 @@ from tests.chaos.core import wait_until
 class JsonClient:
     """One keep-alive connection to `djs api`; reconnects after a network error."""
 
+    key: str | None = None  # the bearer key every client sends (set by Processes.use)
+
     def __init__(self, port: int, timeout_s: float = 15) -> None:
         self.port = port
         self.timeout_s = timeout_s
@@ -27,6 +29,8 @@ class JsonClient:
         if self.conn is None:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout_s)
         headers = {"content-type": "application/json"} if body is not None else {}
+        if self.key is not None:
+            headers["authorization"] = f"Bearer {self.key}"
         try:
             self.conn.request(method, path, json.dumps(body) if body is not None else None, headers)
             response = self.conn.getresponse()

@@ -34,15 +34,16 @@ stalls >= greatest(1, max_stalls - 1) AS suspect
 -- (queue, idempotency_key) already exists is skipped; the caller looks it up.
 -- The batch is one JSON array: one C-speed json.dumps beats ten per-element array dumps.
 INSERT INTO jobs (queue, type, payload, status, priority, max_attempts, backoff, timeout_s,
-                  run_at, idempotency_key, request_hash, changed_by)
+                  run_at, idempotency_key, request_hash, owner_key_id, changed_by)
 SELECT queue, type, payload,
        CASE WHEN run_at > now() THEN 'delayed' ELSE 'pending' END::job_status,
        priority, max_attempts, backoff, timeout_s,
-       CASE WHEN run_at > now() THEN run_at END, idempotency_key, request_hash, 'api'
+       CASE WHEN run_at > now() THEN run_at END, idempotency_key, request_hash, owner_key_id,
+       'api'
 FROM ROWS FROM (jsonb_to_recordset(%(jobs)s::jsonb)
                 AS (queue text, type text, payload jsonb, priority int, max_attempts int,
                     backoff jsonb, timeout_s float8, run_at timestamptz, idempotency_key text,
-                    request_hash text)) WITH ORDINALITY AS i
+                    request_hash text, owner_key_id bigint)) WITH ORDINALITY AS i
 ORDER BY i.ordinality
 ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
@@ -52,7 +53,9 @@ SELECT * FROM jobs
 WHERE (queue, idempotency_key) IN (SELECT * FROM unnest(%(queues)s::text[], %(keys)s::text[]));
 
 -- name: get_job
-SELECT * FROM jobs WHERE id = %(id)s;
+-- With an owner, only that key's job (a submitter's view).
+SELECT * FROM jobs
+WHERE id = %(id)s AND (%(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owner_key_id)s::bigint);
 
 -- name: get_attempts
 -- The newest %(limit)s attempts, oldest first: retries add attempts without end, and each may
@@ -83,7 +86,9 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: queue_counts
-SELECT queue, status::text AS status, count(*) AS n FROM jobs GROUP BY queue, status;
+SELECT queue, status::text AS status, count(*) AS n FROM jobs
+WHERE %(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owner_key_id)s::bigint
+GROUP BY queue, status;
 
 -- name: queue_settings
 SELECT name, paused, remove_on_complete, remove_on_fail FROM queues ORDER BY name;
@@ -514,6 +519,7 @@ WITH page AS (
     FROM jobs
     WHERE ({{job_filter}})
       AND (%(cursor)s::bigint IS NULL OR id < %(cursor)s::bigint)
+      AND (%(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owner_key_id)s::bigint)
     ORDER BY id DESC
     LIMIT %(limit)s
 ), counted AS (
