@@ -24,6 +24,9 @@ MAX_LOG_LINE_CHARS = 2000  # one line of an attempt's log
 MAX_HISTORY = 50  # attempts a job's detail shows, the newest (attempts_total counts them all)
 MAX_EVENTS = 200  # events a job's detail shows, the newest (events_total counts them all)
 MAX_LOG_CHARS = 64 << 10  # an attempt's log lines in all; later lines are counted, not kept
+MIN_BEAT_INTERVAL_S = 0.1  # a runner's registry beat: not a busy loop on Postgres ...
+MAX_BEAT_INTERVAL_S = 300.0  # ... nor so rare that a dead runner is listed for ten minutes
+MAX_RUNNERS_LISTED = 1000  # runners GET /workers lists, the oldest
 
 
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:

@@ -87,6 +87,7 @@ class Services:
             "poll_interval_s": s.poll_interval_s,
             "lease_s": s.lease_s,
             "grace_s": s.grace_s,
+            "beat_interval_s": s.beat_interval_s,
         }
         return Runner(
             self.manager,

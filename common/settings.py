@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common import limits
+
 
 class Settings(BaseSettings):
     """Everything djs reads from the environment. Construct once; pass it on."""
@@ -30,6 +32,11 @@ class Settings(BaseSettings):
     lease_s: float = 30.0
     # On SIGTERM, jobs in flight get this long to finish before their leases are released.
     grace_s: float = 25.0
+    # How often a runner writes its row in the live registry (GET /workers); it is listed
+    # while its last beat is at most two of these old.
+    beat_interval_s: float = Field(
+        default=5.0, ge=limits.MIN_BEAT_INTERVAL_S, le=limits.MAX_BEAT_INTERVAL_S
+    )
     # How often a runner's janitor promotes due delayed jobs and enforces retention.
     janitor_interval_s: float = 1.0
     default_queue: str = "default"

@@ -20,6 +20,7 @@ from djs_cli.errors import USAGE, explain
 from djs_cli.keys import add_key_commands
 from djs_cli.net import cannot_listen, ensure_port_free
 from djs_cli.worker import add_worker
+from djs_cli.workers import add_workers_command
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -178,7 +179,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="djs")
     sub = parser.add_subparsers(dest="command", required=True)
     adders = (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands)
-    for add in (*adders, add_key_commands):
+    for add in (*adders, add_key_commands, add_workers_command):
         add(sub)
     # Named from the parsers themselves, so the list cannot fall behind.
     parser.description = (

@@ -39,6 +39,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     for module in args.imports:  # extra handler modules register into the same registry
         importlib.import_module(module)
     queues = parse_queues(args.queues) if args.queues else None
+    if args.beat_interval_s is not None:
+        settings = settings.model_copy(update={"beat_interval_s": args.beat_interval_s})
     services = Services.connect(settings)
     runner = services.runner(
         registry,
@@ -93,6 +95,7 @@ def _within(convert: Callable[[str], T], low: T, high: T, unit: str = "") -> Cal
 
 
 def add_worker(sub: Any) -> None:
+    from common import limits
     from common.runner.runner import MAX_CANCEL_GRACE_S, MIN_MAX_LEAKED_THREADS
 
     worker = sub.add_parser("worker", help="run jobs from every queue, or from those named")
@@ -130,4 +133,11 @@ def add_worker(sub: Any) -> None:
         help="serve GET /health on this port (default 0: off)",
     )
     worker.add_argument("--health-host", default="127.0.0.1")
+    worker.add_argument(
+        "--beat-interval-s",
+        type=_within(float, limits.MIN_BEAT_INTERVAL_S, limits.MAX_BEAT_INTERVAL_S, " seconds"),
+        help="how often the worker writes its row in the live registry (GET /workers, djs"
+        " workers), which lists it while its last beat is at most two of these old"
+        " (default: DJS_BEAT_INTERVAL_S, else 5)",
+    )
     worker.set_defaults(func=cmd_worker)

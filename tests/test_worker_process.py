@@ -115,7 +115,7 @@ def test_the_health_port_answers_json_and_only_get_health(
     with _worker(["--health-port", str(port)], env, tmp_path / "worker.log") as worker:
         report = _wait_until(lambda: _health(port), "the worker's health")
         assert report["status"] == "ok" and report["unhealthy"] == []
-        assert set(report["loops"]) == {"claim", "recorder", "watcher", "listener"}
+        assert set(report["loops"]) == {"claim", "recorder", "watcher", "listener", "beat"}
         assert report["worker"].endswith(f":{worker.pid}")
         assert _get(port, "/nope")[0] == 404
         status, body = _get(port, "/health", method="POST")

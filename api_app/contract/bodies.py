@@ -6,6 +6,7 @@ so the document cannot quietly fall behind the routes."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +90,7 @@ class QueueRow(_Closed):
 
 class QueueOut(QueueRow):
     counts: dict[JobStatus, int]
+    runners: int = Field(description="Live runners serving it (GET /workers), of every queue too.")
 
 
 class QueueList(_Closed):
@@ -102,6 +104,25 @@ class Paused(_Closed):
 
 class Cleaned(_Closed):
     removed: int
+
+
+class WorkerOut(_Closed):
+    """A live runner: its last beat is at most two of its intervals old."""
+
+    id: str = Field(description="The worker name it writes into each job's `worker`.")
+    host: str
+    pid: int
+    queues: list[str] = Field(description="The queues it serves; empty: every queue.")
+    concurrency: int
+    in_hand: int = Field(description="Jobs it held at its last beat.")
+    started_at: datetime = Field(description="When it first reached Postgres.")
+    last_beat: datetime
+    beat_interval_s: float
+    version: str = Field(description="The djs version it runs.")
+
+
+class WorkerList(_Closed):
+    workers: list[WorkerOut] = Field(description="Oldest first.")
 
 
 class Health(_Closed):

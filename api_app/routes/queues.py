@@ -15,6 +15,7 @@ from api_app.errors import ANY_TYPE, api_view, json_body, json_response
 from common.errors import InvalidInput
 from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
 from common.services import Services
+from common.store.runners import live_runners_per_queue
 
 
 def _queue_name(raw: str) -> str:
@@ -23,10 +24,13 @@ def _queue_name(raw: str) -> str:
     return raw
 
 
-def _describe(name: str, counts: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+def _describe(
+    name: str, counts: dict[str, int], settings: dict[str, Any], runners: int
+) -> dict[str, Any]:
     return {
         "name": name,
         "counts": {s: counts.get(s, 0) for s in JOB_STATUSES},
+        "runners": runners,
         "paused": bool(settings.get("paused", False)),
         "remove_on_complete": settings.get("remove_on_complete"),
         "remove_on_fail": settings.get("remove_on_fail"),
@@ -53,10 +57,14 @@ def queues_routes(services: Services) -> Blueprint:
     def list_queues() -> Any:
         counts = store.queue_counts(owner_scope(caller(bp.current_request)))
         settings = store.queue_settings()
+        with store.connection() as conn:
+            every, named = live_runners_per_queue(conn)
         names = sorted(set(counts) | set(settings))
-        return json_response(
-            {"queues": [_describe(n, counts.get(n, {}), settings.get(n, {})) for n in names]}
-        )
+        described = [
+            _describe(n, counts.get(n, {}), settings.get(n, {}), every + named.get(n, 0))
+            for n in names
+        ]
+        return json_response({"queues": described})
 
     @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
     @_PAUSE

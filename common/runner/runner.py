@@ -3,8 +3,9 @@
 Threads: the main loop claims (this module); a pool of job threads runs handlers
 (executor.py); the recorder writes outcomes in batches (recorder.py); the watcher enforces
 timeouts, renews leases and runs the upkeep (watch.py); the listener pushes jobs committed
-through the transactional enqueue (common/upkeep/listener.py). health() says whether each of
-these loops is alive (health.py).
+through the transactional enqueue (common/upkeep/listener.py); the beat keeps the runner's row
+in the live registry (registry.py). health() says whether each of these loops is alive
+(health.py).
 
 Handlers that never return leak their threads (executor.py). Past `max_leaked_threads` the
 runner stops claiming, drains, and run() answers that it needs replacing: `djs worker` then
@@ -30,6 +31,7 @@ from common.runner import health
 from common.runner.executor import JobExecutor
 from common.runner.queues import QueueSelection
 from common.runner.recorder import Recorder
+from common.runner.registry import Registration, checked_interval
 from common.runner.supervise import Supervised
 from common.runner.watch import Upkeep, Watcher
 
@@ -101,6 +103,7 @@ class Runner:
         upkeep: Sequence[Upkeep] = (),
         listener: Listener | None = None,
         worker_id: str | None = None,
+        beat_interval_s: float = 5.0,
     ) -> None:
         self.max_leaked_threads = _leak_bound(max_leaked_threads, concurrency, cancel_grace_s)
         self.manager = manager
@@ -112,6 +115,7 @@ class Runner:
         self.grace_s = grace_s
         self.listener = listener
         self.worker_id = worker_id or default_worker_id()
+        self.beat_interval_s = checked_interval(beat_interval_s)
         self._recorder = Recorder(manager, self._recorded)
         self._executor = JobExecutor(registry, concurrency, self._recorder.put, cancel_grace_s)
         self._watcher = Watcher(manager, self._executor, lease_s, [self.queues, *upkeep])
@@ -156,6 +160,8 @@ class Runner:
             # Joined before the caller closes the pools: no upkeep runs on a closed store.
             self.loops["recorder"].join()
             self.loops["watcher"].join()
+            self.loops["beat"].join()  # no beat may write the row again after this
+            self.registration.withdraw()
             self._running = False
         return RunResult(None if self.stop_requested else self.replace)
 
@@ -172,9 +178,13 @@ class Runner:
 
     def _start_loops(self) -> None:
         recorder, watcher = self._recorder, self._watcher
+        registration = self.registration = self._registration()
         self.loops = {
             "recorder": Supervised("djs-recorder", recorder.run, self._done, recorder.pulse),
             "watcher": Supervised("djs-watch", self._watch, self._done, watcher.pulse),
+            "beat": Supervised(
+                "djs-beat", lambda: registration.run(self._done), self._done, registration.pulse
+            ),
         }
         if self.listener:
             listener = self.listener
@@ -183,6 +193,17 @@ class Runner:
             )
         for thread in self.loops.values():
             thread.start()
+
+    def _registration(self) -> Registration:
+        served = self.queues.names if self.queues.fixed else []  # empty: every queue
+        return Registration(
+            self.manager.store,
+            self.worker_id,
+            served,
+            self.concurrency,
+            lambda: self._inflight,
+            self.beat_interval_s,
+        )
 
     def _watch(self) -> None:
         self._watcher.run(self._stop, self._done)
