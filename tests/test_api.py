@@ -71,6 +71,7 @@ def test_queues_counts_every_state(client: Client) -> None:
                 "failed": 0,
                 "cancelled": 0,
             },
+            "runners": 0,
             "paused": False,
             "remove_on_complete": None,
             "remove_on_fail": None,

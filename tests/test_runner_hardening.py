@@ -192,7 +192,7 @@ def test_health_is_ok_for_a_running_runner_and_names_a_loop_that_keeps_dying(
         _wait_until(lambda: healthy.health()["status"] == "ok", "a healthy runner")
         code, body = _probe(healthy)
     assert code == 200 and body["status"] == "ok"
-    assert set(body["loops"]) == {"claim", "recorder", "watcher", "listener"}
+    assert set(body["loops"]) == {"claim", "recorder", "watcher", "listener", "beat"}
     assert all(loop["alive"] and loop["problem"] is None for loop in body["loops"].values())
     dying = Runner(
         services.manager, _registry(Stubborn()), listener=_DyingListener(), poll_interval_s=0.05
@@ -211,7 +211,7 @@ def test_a_runner_that_has_stopped_is_unhealthy(services: Services) -> None:
     runner.run()
     report = runner.health()
     assert report["status"] == "unhealthy"
-    assert set(report["unhealthy"]) == {"claim", "recorder", "watcher"}
+    assert set(report["unhealthy"]) == {"claim", "recorder", "watcher", "beat"}
     assert report["loops"]["claim"]["problem"] == "not running"
 
 
