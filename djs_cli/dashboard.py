@@ -37,7 +37,10 @@ def add_dashboard_commands(sub: Any) -> None:
     verbs = dashboard.add_subparsers(dest="dashboard_command", required=True)
     build = verbs.add_parser("build", help="render dashboard/ into a folder of static files")
     build.add_argument(
-        "--api-url", type=_api_url, default=None, help="where the API answers (default: same origin)"
+        "--api-url",
+        type=_api_url,
+        default=None,
+        help="where the API answers (default: same origin)",
     )
     build.add_argument("--out", default="dashboard-site", help="the folder to write")
     build.set_defaults(func=cmd_dashboard_build)

@@ -44,7 +44,7 @@ _ASSET = documented(
 )
 
 
-def _headers(site: Site, asset: Asset) -> dict[str, str]:
+def _headers(site: Site, asset: Asset) -> dict[str, str | list[str]]:
     return {
         "Content-Type": asset.content_type,
         "Content-Security-Policy": site.csp,

@@ -117,7 +117,8 @@ def open_page(
     browser: Browser, key: str | None, width: int = 1280, scheme: str = "light"
 ) -> Watched:
     context = browser.new_context(
-        viewport={"width": width, "height": 900}, color_scheme=scheme  # type: ignore[arg-type]
+        viewport={"width": width, "height": 900},
+        color_scheme=scheme,  # type: ignore[arg-type]
     )
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(HOOKS)

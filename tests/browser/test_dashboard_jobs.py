@@ -19,7 +19,9 @@ def test_a_failed_jobs_page_shows_each_attempts_traceback(
     stack: Stack, admin_page: Watched
 ) -> None:
     backoff = {"type": "fixed", "delay_ms": 0}
-    ident = stack.submit(type="fail", payload={"message": "disk on fire"}, attempts=2, backoff=backoff)
+    ident = stack.submit(
+        type="fail", payload={"message": "disk on fire"}, attempts=2, backoff=backoff
+    )
     stack.wait_job(ident, lambda j: j["status"] == "failed")
     page = admin_page.page
     page.goto(f"{stack.url}?view=job&id={ident}")
@@ -28,7 +30,9 @@ def test_a_failed_jobs_page_shows_each_attempts_traceback(
     for n in (1, 2):
         attempt = page.locator(f'article.attempt[data-key="attempt-{n}"]')
         expect(attempt.locator(".error-line")).to_contain_text("RuntimeError: disk on fire")
-        expect(attempt.locator(".traceback pre")).to_contain_text("Traceback (most recent call last)")
+        expect(attempt.locator(".traceback pre")).to_contain_text(
+            "Traceback (most recent call last)"
+        )
         expect(attempt.locator(".traceback pre")).to_contain_text("disk on fire")
     expect(page.locator('[data-field="fail_reason"] dd')).to_have_text("exhausted")
     expect(page.locator('[data-field="attempt"] dd')).to_have_text("2 of 2")
