@@ -10,6 +10,7 @@ from api_app.auth.verifier import KeyVerifier
 from api_app.cors import add_preflights, cors_headers, parse_origins
 from api_app.errors import chalice_errors_in_our_shape
 from api_app.ratelimit import rate_limits, role_rates
+from api_app.routes.admin_site import admin_site_routes
 from api_app.routes.audit import audit_routes
 from api_app.routes.bulk import bulk_routes
 from api_app.routes.docs import docs_routes
@@ -48,6 +49,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(audit_routes(services))
     app.register_blueprint(workers_routes(services))
     app.register_blueprint(docs_routes(app))
+    app.register_blueprint(admin_site_routes())
     install_authorizer(app, verifier)  # after every route is registered
     add_preflights(app, origins)  # after the authorizer: a preflight carries no key
     refusals_in_our_shape()

@@ -56,6 +56,7 @@ class FrontSettings(BaseSettings):
 # Every response carries these. `Server` replaces the server's own banner: it names the
 # service, not the software and its version.
 _ALWAYS: Headers = [("X-Content-Type-Options", "nosniff"), ("Server", "djs")]
+_OWN = frozenset(name.lower() for name, _ in _ALWAYS)
 # The server frames the response itself; a value from the app could only contradict it.
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
@@ -133,6 +134,9 @@ class ChaliceWSGI:
         except Exception:
             log.exception("unhandled error")
             status, headers, payload = _error(500, "internal_error", "an internal error occurred")
+        # The front's own headers replace the app's (the dashboard's routes send nosniff too,
+        # for `chalice local`): a header sent twice would be read as a list.
+        headers = [(name, value) for name, value in headers if name.lower() not in _OWN]
         start_response(_STATUS_LINES.get(status, f"{status} Unknown"), headers + _ALWAYS)
         return [payload]
 

@@ -14,6 +14,7 @@ from common.errors import NotFound
 from common.settings import Settings
 from common.store.migrate import migrate
 from djs_cli.admin import add_admin_commands
+from djs_cli.dashboard import add_dashboard_commands
 from djs_cli.devservers import ensure_database
 from djs_cli.devstate import default_data_dir, settings_with_dev_servers
 from djs_cli.errors import USAGE, explain
@@ -179,7 +180,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="djs")
     sub = parser.add_subparsers(dest="command", required=True)
     adders = (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands)
-    for add in (*adders, add_key_commands, add_workers_command):
+    for add in (*adders, add_key_commands, add_workers_command, add_dashboard_commands):
         add(sub)
     # Named from the parsers themselves, so the list cannot fall behind.
     parser.description = (

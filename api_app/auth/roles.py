@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from common.apikeys import ROLES, at_least
 
-# Answer without a key: the load balancer's probe and the API's own description.
-PUBLIC: frozenset[tuple[str, str]] = frozenset({("GET", "/health"), ("GET", "/openapi.json")})
+# Answer without a key: the load balancer's probe, the API's own description, and the
+# dashboard's page and files (which hold no data: the page reads the API with a key).
+PUBLIC: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+        ("GET", "/admin/queues"),
+        ("GET", "/admin/queues/assets/{asset}"),
+    }
+)
 
 # (method, Chalice path) -> the least role that may call it. Roles are ordered (ROLES):
 # each may do what the ones below it may. The most frequent calls come first: the policy

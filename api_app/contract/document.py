@@ -165,7 +165,9 @@ def _not_null(field: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(entry: RouteEntry, contract: Contract, refs: Refs) -> dict[str, Any]:
     answers: dict[str, Any] = {
-        str(status): _response(HTTPStatus(status).phrase, refs[(model, "serialization")])
+        str(status): _response(
+            HTTPStatus(status).phrase, refs[(model, "serialization")], None, contract.media_types
+        )
         for status, model in contract.ok.items()
     }
     errors: dict[int, str] = {}
@@ -184,9 +186,13 @@ def _responses(entry: RouteEntry, contract: Contract, refs: Refs) -> dict[str, A
 
 
 def _response(
-    description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None
+    description: str,
+    schema: dict[str, Any],
+    headers: dict[str, Any] | None = None,
+    media_types: tuple[str, ...] = (JSON,),
 ) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    content = {media: {"schema": schema} for media in media_types}
+    answer: dict[str, Any] = {"description": description, "content": content}
     if headers:
         answer["headers"] = headers
     return answer

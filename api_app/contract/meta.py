@@ -27,7 +27,10 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "raw_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT},
     "name": {"type": "string", "pattern": NAME_PATTERN},
     "key_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT},
+    # api_app.routes.admin_site.ASSET_PATTERN
+    "asset": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_.-]{0,63}$"},
 }
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Contract:
     errors: Mapping[int, str] = field(default_factory=dict)
     headers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     uses_dependencies: bool = True
+    # The media types its success answers come in (the dashboard's pages are not JSON).
+    media_types: tuple[str, ...] = (JSON,)
 
 
 def documented(
@@ -52,12 +57,15 @@ def documented(
     errors: Mapping[int, str] | None = None,
     headers: Mapping[str, dict[str, Any]] | None = None,
     uses_dependencies: bool = True,
+    media_types: tuple[str, ...] = (JSON,),
 ) -> Callable[[View], View]:
     """Attach a route's contract: its success statuses and their bodies, the model its JSON
     body or query string is validated with, the errors only it gives (404, 409), and request
     headers it reads. The errors every route of its shape gives (400/411/413/415/422 for a
     body, 422 for parameters, 503 when Postgres or Redis is down) are added by the document."""
-    contract = Contract(summary, ok, body, query, errors or {}, headers or {}, uses_dependencies)
+    contract = Contract(
+        summary, ok, body, query, errors or {}, headers or {}, uses_dependencies, media_types
+    )
 
     def attach(view: View) -> View:
         vars(view)[_ATTRIBUTE] = contract
