@@ -18,6 +18,7 @@ from api_app.routes.job_actions import job_action_routes
 from api_app.routes.jobs import jobs_routes
 from api_app.routes.keys import key_routes
 from api_app.routes.queues import queues_routes
+from api_app.routes.stats import stats_routes
 from common.services import Services
 
 
@@ -45,6 +46,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(health_routes(services))
     app.register_blueprint(key_routes(services, verifier))
     app.register_blueprint(audit_routes(services))
+    app.register_blueprint(stats_routes(services))
     app.register_blueprint(docs_routes(app))
     install_authorizer(app, verifier)  # after every route is registered
     add_preflights(app, origins)  # after the authorizer: a preflight carries no key

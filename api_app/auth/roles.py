@@ -21,6 +21,7 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/jobs"): "submitter",
     ("GET", "/queues"): "submitter",  # a submitter counts its own jobs only
     ("GET", "/me"): "submitter",
+    ("GET", "/stats"): "viewer",
     ("POST", "/jobs/{raw_id}/retry"): "operator",
     ("POST", "/jobs/{raw_id}/promote"): "operator",
     ("POST", "/jobs/{raw_id}/cancel"): "operator",

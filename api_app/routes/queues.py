@@ -23,10 +23,13 @@ def _queue_name(raw: str) -> str:
     return raw
 
 
-def _describe(name: str, counts: dict[str, int], settings: dict[str, Any]) -> dict[str, Any]:
+def _describe(
+    name: str, counts: dict[str, int], settings: dict[str, Any], oldest: float | None
+) -> dict[str, Any]:
     return {
         "name": name,
         "counts": {s: counts.get(s, 0) for s in JOB_STATUSES},
+        "oldest_waiting_s": oldest,
         "paused": bool(settings.get("paused", False)),
         "remove_on_complete": settings.get("remove_on_complete"),
         "remove_on_fail": settings.get("remove_on_fail"),
@@ -51,12 +54,14 @@ def queues_routes(services: Services) -> Blueprint:
     @_LIST
     @api_view
     def list_queues() -> Any:
-        counts = store.queue_counts(owner_scope(caller(bp.current_request)))
+        owner = owner_scope(caller(bp.current_request))
+        counts = store.queue_counts(owner)
         settings = store.queue_settings()
         names = sorted(set(counts) | set(settings))
-        return json_response(
-            {"queues": [_describe(n, counts.get(n, {}), settings.get(n, {})) for n in names]}
-        )
+        # A submitter counts its own jobs only: the age of another key's job is not its to see.
+        oldest = store.oldest_waiting(names) if owner is None else {}
+        shown = [_describe(n, counts.get(n, {}), settings.get(n, {}), oldest.get(n)) for n in names]
+        return json_response({"queues": shown})
 
     @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
     @_PAUSE
