@@ -21,7 +21,8 @@ INSERT INTO jobs (queue, type, payload, status, priority, attempts, max_attempts
                   finished_at, lease_token, lease_expires_at, owner_key_id, changed_by)
 SELECT queues[1 + (i * 7919) %% array_length(queues, 1)], 'send_' || kinds[1 + i %% 6],
        jsonb_build_object('customer_id', i %% 50000, 'order_id', i,
-                          'kind', kinds[1 + i %% 6], 'email', 'user' || (i %% 50000) || '@example.com',
+                          'kind', kinds[1 + i %% 6],
+                          'email', 'user' || (i %% 50000) || '@example.com',
                           'amount_cents', (i * 37) %% 100000,
                           'tags', jsonb_build_array('t' || (i %% 13), 'region-' || (i %% 7))),
        st, CASE WHEN i %% 11 = 0 THEN 1 + (i * 31) %% 1000 ELSE 0 END,
@@ -31,7 +32,8 @@ SELECT queues[1 + (i * 7919) %% array_length(queues, 1)], 'send_' || kinds[1 + i
        CASE WHEN st IN ('active', 'completed', 'failed') THEN 'bench-host:' || (i %% 4) END,
        CASE WHEN st = 'completed' THEN jsonb_build_object('sent', true, 'id', i) END,
        CASE WHEN st = 'failed' THEN (ARRAY[
-            'ConnectionError: timed out talking to smtp-' || (i %% 20) || '.mail.internal after 30 s',
+            'ConnectionError: timed out talking to smtp-' || (i %% 20)
+                || '.mail.internal after 30 s',
             'ValueError: invoice ' || i || ' has no line items',
             'HTTPError: 503 Service Unavailable from https://hooks.example.com/' || (i %% 500),
             'KeyError: ''customer_' || (i %% 50000) || ''''])[1 + i %% 4] END,

@@ -3,6 +3,7 @@ fold), wait and run percentiles over the latest attempts, the oldest waiting job
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,7 @@ def test_outcomes_per_minute_are_zero_filled_and_fold_safe(
     minutes = answer["queues"][0]["per_minute"]
     starts = [datetime.fromisoformat(m["minute"]) for m in minutes]
     assert len(minutes) == 60 and starts == sorted(starts)
-    assert all(b - a == timedelta(minutes=1) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(starts))
     generated = datetime.fromisoformat(answer["generated_at"])
     assert starts[-1] <= generated < starts[-1] + timedelta(minutes=1)
     # The jobs finished in this minute or, at a minute's turn, the one before.
