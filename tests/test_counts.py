@@ -5,18 +5,23 @@ folds run at once on real Postgres and Redis."""
 from __future__ import annotations
 
 import random
+import re
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from chalice.test import Client
+from psycopg import sql
 
 from common.models import CleanRequest, JobFilter, JobSubmission
 from common.records import Completion, Failure
 from common.services import Services
 from common.store.counts import COUNTS
-from tests.conftest import post_json
+from common.store.migrate import migrate
+from common.store.sqlfile import load_queries, migration_files
+from tests.conftest import _admin, db_url, post_json
 
 QUEUES = ("alpha", "beta", "gamma")
 OWNERS = (None, 1, 2)
@@ -67,7 +72,7 @@ def _work(services: Services, rng: random.Random, stop: threading.Event) -> None
         manager.promote_due(50)
 
 
-def _admin(services: Services, rng: random.Random, stop: threading.Event) -> None:
+def _admin_verbs(services: Services, rng: random.Random, stop: threading.Event) -> None:
     manager = services.manager
     verbs: list[Callable[[], object]] = [
         lambda: manager.remove(JobFilter(status="completed", queue=rng.choice(QUEUES)), 5),
@@ -113,7 +118,8 @@ def test_counts_stay_exact_under_every_verb_at_once(services: Services) -> None:
 
     submitters = [guarded(_submit, services, random.Random(i)) for i in range(2)]
     others = [guarded(_work, services, random.Random(10 + i), stop) for i in range(2)]
-    others += [guarded(_admin, services, random.Random(20), stop), guarded(_fold, services, stop)]
+    others += [guarded(_admin_verbs, services, random.Random(20), stop)]
+    others += [guarded(_fold, services, stop)]
     others += [guarded(_check, url, stop, mismatches, checks)]
     for t in submitters + others:
         t.start()
@@ -165,3 +171,48 @@ def test_a_reader_folds_deltas_that_piled_up(services: Services, monkeypatch: An
     with services.store.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM job_count_deltas").fetchone()["n"] == 0
     assert services.store.queue_counts() == {"default": {"pending": 4}}
+
+
+def test_the_migration_backfills_counts_and_outcomes() -> None:
+    """Jobs stored before migration 008 are counted from the moment it commits."""
+    name = f"djs_test_backfill_{uuid.uuid4().hex[:10]}"
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(db_url(name), autocommit=True) as conn:
+            _migrate_before(conn, 8)
+            conn.execute(
+                "INSERT INTO jobs (queue, type, payload, status, finished_at, owner_key_id)"
+                " SELECT 'q' || (i % 3), 'echo', '{}', (ARRAY['pending', 'completed',"
+                " 'failed'])[1 + i % 3]::job_status, CASE WHEN i % 3 > 0 THEN now() END,"
+                " CASE WHEN i % 2 = 0 THEN 5 END FROM generate_series(1, 300) AS i"
+            )
+            assert migrate(conn)[0] == "008_counts.sql"
+            for owner in (None, 5):
+                read, truth = _exact_in_one_snapshot(db_url(name), owner)
+                assert read == truth and sum(truth.values()) == (300 if owner is None else 150)
+            outcomes = conn.execute("SELECT sum(completed), sum(failed) FROM job_outcomes")
+            assert outcomes.fetchone() == (100, 100)
+    finally:
+        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _migrate_before(conn: psycopg.Connection[Any], number: int) -> None:
+    """Apply the migrations numbered below `number`, as migrate() records them."""
+    conn.execute(
+        "CREATE TABLE djs_migrations (number integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for n, filename, body in migration_files():
+        if n < number:
+            conn.execute(body.encode())
+            conn.execute("INSERT INTO djs_migrations (number, name) VALUES (%s, %s)", (n, filename))
+
+
+def test_every_counts_and_stats_query_prepares(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for filename in ("counts.sql", "stats.sql"):
+            for name, query in load_queries(filename).items():
+                body = query.replace("%%", "%")
+                for i, key in enumerate(sorted(set(re.findall(r"%\((\w+)\)s", query))), 1):
+                    body = body.replace(f"%({key})s", f"${i}")
+                conn.execute(f"PREPARE q_{name} AS {body}")
