@@ -541,17 +541,24 @@ WHERE {{list_where}} AND id > coalesce(%(cursor)s::bigint, 0)
 ORDER BY id LIMIT %(scan)s
 
 -- name: _priority_scanned
--- Highest priority first, then oldest: the rest of the cursor's priority, then the lower
--- ones, each a range of the index it can use (an OR of the two would scan from the start).
+-- Highest priority first, then oldest, in three ranges each read along an index in order
+-- (an OR of them would scan from the start): the rest of the cursor's priority, the lower
+-- priorities above 0 (jobs_prioritized, which holds only those: most jobs keep the default
+-- 0 and cost it nothing), then the priority-0 jobs by id (jobs_queue_status_id, skipping
+-- the prioritized ones between them).
 SELECT * FROM (
     (SELECT * FROM jobs
      WHERE {{list_where}} AND priority = %(after_priority)s AND id > %(after_id)s
      ORDER BY id LIMIT %(scan)s)
     UNION ALL
     (SELECT * FROM jobs
-     WHERE {{list_where}} AND priority < %(after_priority)s
+     WHERE {{list_where}} AND priority > 0 AND priority < %(after_priority)s
      ORDER BY priority DESC, id LIMIT %(scan)s)
-) both_parts ORDER BY priority DESC, id LIMIT %(scan)s
+    UNION ALL
+    (SELECT * FROM jobs
+     WHERE {{list_where}} AND priority = 0 AND %(after_priority)s > 0
+     ORDER BY id LIMIT %(scan)s)
+) three_parts ORDER BY priority DESC, id LIMIT %(scan)s
 
 -- name: list_newest
 WITH page AS (
