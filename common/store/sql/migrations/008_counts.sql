@@ -150,6 +150,6 @@ END $$;
 -- sort=priority within a state tab: highest priority first, then oldest (704 ms for a tab of
 -- 140,000 completed jobs as a sort, 3 ms along the indexes). Only jobs with a priority above
 -- the default 0 are in it (the priority-0 jobs come last, by id, from jobs_queue_status_id):
--- an index of every job cost each insert and transition an entry more (+8 % Postgres CPU
+-- an index of every job cost each insert and transition an entry more (+6-9 % Postgres CPU
 -- per job, measured); this one costs jobs that keep the default nothing.
 CREATE INDEX jobs_prioritized ON jobs (queue, status, priority DESC, id) WHERE priority > 0;
