@@ -19,6 +19,7 @@ from api_app.routes.job_actions import job_action_routes
 from api_app.routes.jobs import jobs_routes
 from api_app.routes.keys import key_routes
 from api_app.routes.queues import queues_routes
+from api_app.routes.stats import stats_routes
 from api_app.routes.workers import workers_routes
 from common.services import Services
 
@@ -48,6 +49,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(key_routes(services, verifier))
     app.register_blueprint(audit_routes(services))
     app.register_blueprint(workers_routes(services))
+    app.register_blueprint(stats_routes(services))
     app.register_blueprint(docs_routes(app))
     app.register_blueprint(admin_site_routes())
     install_authorizer(app, verifier)  # after every route is registered

@@ -27,6 +27,13 @@ MAX_LOG_CHARS = 64 << 10  # an attempt's log lines in all; later lines are count
 MIN_BEAT_INTERVAL_S = 0.1  # a runner's registry beat: not a busy loop on Postgres ...
 MAX_BEAT_INTERVAL_S = 300.0  # ... nor so rare that a dead runner is listed for ten minutes
 MAX_RUNNERS_LISTED = 1000  # runners GET /workers lists, the oldest
+MAX_PRIORITY = 1000  # a job's priority runs from 0 to this
+MAX_SEARCH_FRAGMENT = 4 << 10  # GET /jobs?payload=: a JSON object as text
+MAX_SEARCH_TEXT = 200  # GET /jobs?text= and ?error=
+TEXT_SCAN = 10_000  # jobs one page of GET /jobs?text= looks at (no index holds payload text)
+STATS_SAMPLE = 10_000  # newest attempts GET /stats computes its percentiles from
+STATS_MINUTES = 60  # GET /stats: outcomes per minute over the last hour
+STATS_WINDOW_S = 300  # GET /stats: latencies of the last five minutes
 
 
 def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:

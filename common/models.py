@@ -244,12 +244,82 @@ class JobFilter(BaseModel):
         return _check_time(when, window=None)
 
 
+ListSort = Literal["newest", "oldest", "priority"]
+
+
+def _search_text(text: str | None) -> str | None:
+    if text is not None and (reason := limits.text_problem(text)):
+        raise ValueError(f"contains {reason}")
+    return text
+
+
 class ListQuery(JobFilter):
     """Query string of `GET /jobs`."""
 
     ids: list[QueryId] | None = Field(default=None, max_length=MAX_BATCH)
     limit: QueryInt = Field(default=50, ge=1, le=500)
-    cursor: QueryId | None = None
+    cursor: QueryId | None = Field(
+        default=None, description="next_cursor of the previous page, with the same parameters."
+    )
+    sort: ListSort = Field(
+        default="newest", description="newest or oldest first, or highest priority then oldest."
+    )
+    payload: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=limits.MAX_SEARCH_FRAGMENT,
+        description="A JSON object as text: jobs whose payload contains it (`payload @> ...`).",
+    )
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=limits.MAX_SEARCH_TEXT,
+        description="Text in the payload's JSON, any case; looks at "
+        f"{limits.TEXT_SCAN:,} jobs per page (next_cursor goes on).",
+    )
+    error: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=limits.MAX_SEARCH_TEXT,
+        description="Text in the job's last error, any case.",
+    )
+
+    @field_validator("payload")
+    @classmethod
+    def _fragment(cls, text: str | None) -> str | None:
+        if text is not None:
+            fragment = _json_object(text)
+            if reason := limits.json_problem(fragment):
+                raise ValueError(f"contains {reason}")
+        return text
+
+    @field_validator("text", "error")
+    @classmethod
+    def _storable_text(cls, text: str | None) -> str | None:
+        return _search_text(text)
+
+    def payload_fragment(self) -> dict[str, Any] | None:
+        return None if self.payload is None else _json_object(self.payload)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError('must be a JSON object, e.g. {"order_id": 7}') from exc
+    except RecursionError as exc:  # thousands of levels: refused before any walk
+        raise ValueError(f"nesting deeper than {limits.MAX_JSON_DEPTH} levels") from exc
+    if not isinstance(value, dict):
+        raise ValueError('must be a JSON object, e.g. {"order_id": 7}')
+    return value
+
+
+class StatsQuery(BaseModel):
+    """Query string of `GET /stats`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str | None = Field(default=None, pattern=NAME_PATTERN)
 
 
 class Retention(BaseModel):

@@ -6,6 +6,7 @@ Scenarios (sizes scale down with --quick, which CI uses as a smoke test, not a j
   latency  a steady 200 jobs/s for 10 s: client send -> handler start
   delayed  1,000 jobs due evenly over 10 s, and 500 due at one instant: lateness
   backlog  a backlog of pending jobs: throughput of the first vs last 10%, memory per job
+  dashboard  1,000,000 jobs stored (--dashboard-jobs): p50/p95/p99 of the dashboard's reads
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from common.models import JobSubmission
 from common.services import Services
 from common.settings import Settings
 from djs_cli import cpu_account
+from djs_cli.bench_dashboard import DASHBOARD_TARGETS, scenario_dashboard
+from djs_cli.bench_report import plot, print_table
 from djs_cli.bench_system import BenchSystem
 from djs_cli.loadgen import LoadResult, post_many
 
@@ -277,6 +281,7 @@ SCENARIOS: dict[str, Callable[[BenchSystem, bool], Figures]] = {
     "latency": scenario_latency,
     "delayed": scenario_delayed,
     "backlog": scenario_backlog,
+    "dashboard": scenario_dashboard,
 }
 
 TARGETS = {
@@ -288,6 +293,7 @@ TARGETS = {
     "delayed.burst_last_start_ms": ("<=", 75),
     "delayed.burst_earliest_ms": (">=", 0),
     "backlog.last_vs_first": (">=", 0.85),
+    **DASHBOARD_TARGETS,
 }
 
 
@@ -310,7 +316,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             gc.collect()
             gc.disable()
             try:
-                results[name] = SCENARIOS[name](system, args.quick)
+                results[name] = _scenario(name, args)(system, args.quick)
             finally:
                 gc.enable()
             cpu = cpu_account.per_job_us(before, cpu_account.snapshot(system), _jobs(results[name]))
@@ -328,70 +334,17 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         "cpus": os.cpu_count(),
     }
     (out / f"bench-{stamp}.json").write_text(json.dumps({"meta": meta, **results}, indent=1))
-    print_table(results)
-    _plot(results, out / f"bench-{stamp}.png")
+    print_table(results, TARGETS)
+    plot(results, out / f"bench-{stamp}.png")
     print(f"results: {out / f'bench-{stamp}.json'} and .png")
     return 0
 
 
+def _scenario(name: str, args: argparse.Namespace) -> Callable[[BenchSystem, bool], Figures]:
+    if name == "dashboard":  # the one scenario whose size is a parameter of its own
+        return partial(scenario_dashboard, jobs=getattr(args, "dashboard_jobs", None))
+    return SCENARIOS[name]
+
+
 def _jobs(figures: Figures) -> int:
     return int(figures.get("jobs") or figures.get("spread_jobs", 0) + figures.get("burst_jobs", 0))
-
-
-def _flat(figures: Figures) -> list[tuple[str, Any]]:
-    """Figures with nested ones (cpu_us_per_job) spelled out as `key.sub`."""
-    flat: list[tuple[str, Any]] = []
-    for key, value in figures.items():
-        if isinstance(value, dict):
-            flat += [(f"{key}.{sub}", v) for sub, v in value.items()]
-        else:
-            flat.append((key, value))
-    return flat
-
-
-def print_table(results: dict[str, Figures]) -> None:
-    print(f"{'figure':45} {'value':>14}  target")
-    for scenario, figures in results.items():
-        for key, value in _flat(figures):
-            if isinstance(value, list) and key not in ("runner_rss_mb", "runner_rss_mb_after"):
-                continue
-            op_target = TARGETS.get(f"{scenario}.{key}")
-            target = f"{op_target[0]} {op_target[1]}" if op_target else ""
-            verdict = ""
-            if op_target and isinstance(value, int | float):
-                ok = value >= op_target[1] if op_target[0] == ">=" else value <= op_target[1]
-                verdict = "  met" if ok else "  MISSED"
-            print(f"{scenario + '.' + key:45} {value!s:>14}  {target}{verdict}")
-
-
-def _rates_over(timeline: list[tuple[float, int]], window_s: float) -> list[tuple[float, float]]:
-    """Jobs finished per second over the trailing window, at each point of the timeline."""
-    rates, j = [], 0
-    for t, n in timeline[1:]:
-        while j + 1 < len(timeline) and timeline[j + 1][0] <= t - window_s:
-            j += 1
-        t0, n0 = timeline[j]
-        rates.append((t, (n - n0) / max(t - t0, 1e-6)))
-    return rates
-
-
-def _plot(results: dict[str, Figures], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, figures in results.items():
-        timeline = figures.get("timeline")
-        if timeline and len(timeline) > 2:
-            rates = _rates_over(timeline, window_s=1.0)
-            left.plot([t for t, _ in rates], [r for _, r in rates], label=name)
-        if figures.get("latencies_ms"):
-            right.hist(figures["latencies_ms"], bins=50, alpha=0.6, label=name)
-    left.set(title="throughput (jobs finished per second)", xlabel="s")
-    right.set(title="latency distribution", xlabel="ms", yscale="log")
-    left.legend()
-    right.legend()
-    fig.tight_layout()
-    fig.savefig(path)

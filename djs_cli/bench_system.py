@@ -117,7 +117,7 @@ class BenchSystem:
         """Empty the jobs between scenarios (runners are idle then), and checkpoint, so one
         scenario's dirty pages are not flushed during the next one's measurement."""
         with self.connect() as conn:
-            conn.execute("TRUNCATE jobs, job_attempts, job_events, queues")
+            conn.execute("TRUNCATE jobs, job_attempts, job_events, queues, job_outcomes")
         self.checkpoint()
 
     def checkpoint(self) -> None:

@@ -172,6 +172,9 @@ def _add_bench(sub: Any) -> None:
     bench.add_argument("--runners", type=int, default=2, help="runner processes")
     bench.add_argument("--concurrency", type=int, default=256, help="threads per runner")
     bench.add_argument("--api-processes", type=int, default=1, help="API server processes")
+    bench.add_argument(
+        "--dashboard-jobs", type=int, default=None, help="jobs the dashboard scenario stores"
+    )
     bench.add_argument("--out", default="bench-results")
     bench.set_defaults(func=cmd_bench)
 

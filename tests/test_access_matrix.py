@@ -31,6 +31,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/queues"): (200, 200, 200, 200),
     ("GET", "/me"): (200, 200, 200, 200),
     ("GET", "/workers"): (403, 200, 200, 200),
+    ("GET", "/stats"): (403, 200, 200, 200),
     ("POST", "/jobs/{raw_id}/retry"): (403, 403, 200, 200),
     ("POST", "/jobs/{raw_id}/promote"): (403, 403, 200, 200),
     ("POST", "/jobs/{raw_id}/cancel"): (403, 403, 200, 200),

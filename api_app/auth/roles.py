@@ -30,6 +30,7 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/queues"): "submitter",  # a submitter counts its own jobs only
     ("GET", "/me"): "submitter",
     ("GET", "/workers"): "viewer",  # worker names are viewer information (SEES_EVERYTHING)
+    ("GET", "/stats"): "viewer",
     ("POST", "/jobs/{raw_id}/retry"): "operator",
     ("POST", "/jobs/{raw_id}/promote"): "operator",
     ("POST", "/jobs/{raw_id}/cancel"): "operator",

@@ -89,8 +89,44 @@ class QueueRow(_Closed):
 
 
 class QueueOut(QueueRow):
-    counts: dict[JobStatus, int]
+    counts: dict[JobStatus, int] = Field(description="Exact: equal to count(*) per state.")
     runners: int = Field(description="Live runners serving it (GET /workers), of every queue too.")
+    oldest_waiting_s: float | None = Field(
+        description="Seconds since the oldest pending job (the lowest id) was due; null when "
+        "none waits, and for a submitter key."
+    )
+
+
+class MinuteOutcomes(_Closed):
+    minute: datetime = Field(description="The minute's start.")
+    completed: int
+    failed: int
+
+
+class Percentiles(_Closed):
+    p50: float | None = Field(description="null when samples is 0.")
+    p95: float | None
+    p99: float | None
+    samples: int
+
+
+class QueueStats(_Closed):
+    name: str
+    per_minute: list[MinuteOutcomes] = Field(
+        description="60 entries, oldest first, zero-filled; the last is the current minute."
+    )
+    wait_ms: Percentiles = Field(
+        description="First attempts started in the window: start - due (run_at or created_at)."
+    )
+    run_ms: Percentiles = Field(description="Attempts finished in the window: finish - start.")
+    oldest_waiting_s: float | None
+
+
+class Stats(_Closed):
+    generated_at: datetime
+    minutes: int
+    latency_window_s: int
+    queues: list[QueueStats]
 
 
 class QueueList(_Closed):

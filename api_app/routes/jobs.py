@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from chalice.app import Blueprint
@@ -15,6 +16,7 @@ from common.errors import InvalidInput, NotFound
 from common.manager import Submitted
 from common.models import BatchSubmission, JobDetail, JobOut, JobSubmission, ListQuery
 from common.services import Services
+from common.store.listing import Page, cursor_of
 
 
 def _submission(request: Any) -> JobSubmission:
@@ -53,24 +55,29 @@ def _list_page(services: Services, request: Any) -> str:
     query = ListQuery.model_validate(params)
     budget = services.settings.list_max_bytes
     owner = owner_scope(caller(request))
-    found, full = services.store.list_within(query, budget, owner)
+    page = services.store.list_within(query, budget, owner)
     if owner is not None:  # a submitter is not shown workers
-        found = [job.model_copy(update={"worker": None}) for job in found]
-    return _page_body(found, full or len(found) == query.limit, budget)
+        page = replace(page, jobs=[job.model_copy(update={"worker": None}) for job in page.jobs])
+    return _page_body(page, query, budget)
 
 
-def _page_body(found: list[JobOut], more: bool, max_bytes: int) -> str:
+def _page_body(page: Page, query: ListQuery, max_bytes: int) -> str:
     """A page of GET /jobs as JSON: its jobs until their JSON reaches max_bytes (at least
-    one), and the cursor to go on from the last one shown when more may follow."""
+    one), and the cursor to go on from the last one shown when more may follow (or from
+    the last job a text search looked at, when it found fewer than a page)."""
     shown: list[bytes] = []
     size = 0
-    for job in found:  # the store counted the large fields; this counts every byte sent
+    cut = False
+    for job in page.jobs:  # the store counted the large fields; this counts every byte sent
         if shown and size >= max_bytes:
-            more = True
+            cut = True
             break
         shown.append(JobOut.__pydantic_serializer__.to_json(job))
         size += len(shown[-1])
-    next_cursor = found[len(shown) - 1].id if shown and more else None
+    next_cursor = page.next_cursor if not cut else None
+    if next_cursor is None and shown and (cut or page.more or len(page.jobs) == query.limit):
+        last = page.jobs[len(shown) - 1]
+        next_cursor = cursor_of(query.sort, last.id, last.priority)
     return f'{{"jobs":[{b",".join(shown).decode()}],"next_cursor":{json.dumps(next_cursor)}}}'
 
 
@@ -88,7 +95,11 @@ _SUBMIT_BATCH = documented(
     body=BatchSubmission,
     errors={409: "An idempotency key was used with another body."},
 )
-_LIST = documented("List jobs, newest first, a page at a time", {200: JobPage}, query=ListQuery)
+_LIST = documented(
+    "List and search jobs, newest, oldest or highest priority first, a page at a time",
+    {200: JobPage},
+    query=ListQuery,
+)
 _GET = documented(
     "One job with its history and events", {200: JobDetail}, errors={404: "No job has this id."}
 )

@@ -25,12 +25,17 @@ def _queue_name(raw: str) -> str:
 
 
 def _describe(
-    name: str, counts: dict[str, int], settings: dict[str, Any], runners: int
+    name: str,
+    counts: dict[str, int],
+    settings: dict[str, Any],
+    runners: int,
+    oldest: float | None,
 ) -> dict[str, Any]:
     return {
         "name": name,
         "counts": {s: counts.get(s, 0) for s in JOB_STATUSES},
         "runners": runners,
+        "oldest_waiting_s": oldest,
         "paused": bool(settings.get("paused", False)),
         "remove_on_complete": settings.get("remove_on_complete"),
         "remove_on_fail": settings.get("remove_on_fail"),
@@ -55,16 +60,21 @@ def queues_routes(services: Services) -> Blueprint:
     @_LIST
     @api_view
     def list_queues() -> Any:
-        counts = store.queue_counts(owner_scope(caller(bp.current_request)))
+        owner = owner_scope(caller(bp.current_request))
+        counts = store.queue_counts(owner)
         settings = store.queue_settings()
         with store.connection() as conn:
             every, named = live_runners_per_queue(conn)
         names = sorted(set(counts) | set(settings))
-        described = [
-            _describe(n, counts.get(n, {}), settings.get(n, {}), every + named.get(n, 0))
+        # A submitter counts its own jobs only: the age of another key's job is not its to see.
+        oldest = store.oldest_waiting(names) if owner is None else {}
+        shown = [
+            _describe(
+                n, counts.get(n, {}), settings.get(n, {}), every + named.get(n, 0), oldest.get(n)
+            )
             for n in names
         ]
-        return json_response({"queues": described})
+        return json_response({"queues": shown})
 
     @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
     @_PAUSE

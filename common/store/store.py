@@ -26,10 +26,12 @@ from common.models import (
     QueueSettings,
 )
 from common.records import ClaimedJob, Completion, Dispatch, Failure, Lease
+from common.store import counts, stats
 from common.store.audited import write_audit
 from common.store.insert import insert_jobs
+from common.store.listing import Page, list_page
 from common.store.pool import Pools, Row
-from common.store.rows import dispatches, job_detail, job_out
+from common.store.rows import dispatches, job_detail
 from common.store.sqlfile import QUERIES as Q
 
 # Every jsonb column (payloads, results, backoff) is parsed on the hot paths.
@@ -137,28 +139,39 @@ class Store:
         return str(rows[0]["status"]) if rows else None
 
     def list_jobs(self, query: ListQuery) -> list[JobOut]:
-        return [job_out(r) for r in self._all("list_jobs", query.model_dump())]
+        return self.list_within(query, max_bytes=2**62).jobs
 
     def list_within(
         self, query: ListQuery, max_bytes: int, owner_key_id: int | None = None
-    ) -> tuple[list[JobOut], bool]:
-        """A page of list_jobs of about max_bytes at most (at least one row); and whether
-        the budget ran out, so rows may follow though the page has fewer than `limit`.
-        With an owner, only that key's jobs."""
-        params = {**query.model_dump(), "max_bytes": max_bytes, "owner_key_id": owner_key_id}
-        rows = self._all("list_jobs_within", params)
-        full = bool(rows) and rows[-1]["bytes_before"] + rows[-1]["shown_bytes"] >= max_bytes
-        return [job_out(r) for r in rows], full
+    ) -> Page:
+        """A page of jobs of about max_bytes at most (at least one job), in query.sort's
+        order; with an owner, only that key's jobs (common/store/listing.py)."""
+        with self.connection() as conn:
+            return list_page(conn, query, max_bytes, owner_key_id)
 
     def queue_names(self) -> list[str]:
         return sorted(r["name"] for r in self._all("queue_names", {}))
 
     def queue_counts(self, owner_key_id: int | None = None) -> dict[str, dict[str, int]]:
-        """Jobs per queue and status; with an owner, only that key's."""
-        counts: dict[str, dict[str, int]] = {}
-        for row in self._all("queue_counts", {"owner_key_id": owner_key_id}):
-            counts.setdefault(row["queue"], {})[row["status"]] = row["n"]
-        return counts
+        """Exact jobs per queue and status, in O(queues x statuses); with an owner, only
+        that key's (common/store/counts.py)."""
+        with self.connection() as conn:
+            return counts.queue_counts(conn, owner_key_id)
+
+    def fold_counts(self) -> int:
+        """Fold the count deltas into the totals (the janitor, every second); how many."""
+        with self.connection() as conn:
+            return counts.fold(conn)
+
+    def stats(self, queue: str | None = None) -> dict[str, Any]:
+        """GET /stats's figures, for one queue or every queue (common/store/stats.py)."""
+        with self.connection() as conn:
+            return stats.gather(conn, queue)
+
+    def oldest_waiting(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since each queue's oldest pending job was due; None when none waits."""
+        with self.connection() as conn:
+            return stats.oldest_waiting(conn, list(queues))
 
     def queue_settings(self) -> dict[str, Row]:
         return {r["name"]: r for r in self._all("queue_settings", {})}

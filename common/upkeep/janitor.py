@@ -1,6 +1,6 @@
 """Background upkeep in Postgres: due delayed jobs become pending, jobs whose lease expired
 are recovered (stalled), delayed jobs due at a time djs cannot read are quarantined
-(invalid_record), and retention is enforced."""
+(invalid_record), retention is enforced, and the job counts' deltas are folded."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class Janitor:
             touched += self.manager.recover_stalled(self.batch)
             # A run_at beyond year 9999 loads clamped, but the job would wait for ever.
             touched += self.manager.quarantine_unreadable(self.batch)
+            # Keeps the deltas GET /queues sums few (exact either way; see counts.sql).
+            self.manager.store.fold_counts()
             for queue, settings in self.manager.store.queue_settings().items():
                 touched += self._retain(queue, "completed", settings["remove_on_complete"])
                 touched += self._retain(queue, "failed", settings["remove_on_fail"])

@@ -77,19 +77,6 @@ SELECT at, from_status, to_status, cause, total FROM (
     FROM job_events WHERE job_id = %(id)s ORDER BY id DESC LIMIT %(limit)s
 ) newest ORDER BY id;
 
--- name: list_jobs
--- Keyset pagination, newest first: the cursor is the last id of the previous page.
-SELECT * FROM jobs
-WHERE ({{job_filter}})
-  AND (%(cursor)s::bigint IS NULL OR id < %(cursor)s::bigint)
-ORDER BY id DESC
-LIMIT %(limit)s;
-
--- name: queue_counts
-SELECT queue, status::text AS status, count(*) AS n FROM jobs
-WHERE %(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owner_key_id)s::bigint
-GROUP BY queue, status;
-
 -- name: queue_settings
 SELECT name, paused, remove_on_complete, remove_on_fail FROM queues ORDER BY name;
 
@@ -121,12 +108,19 @@ WITH claimed AS (
       AND (status = 'pending' OR (status = 'delayed' AND run_at <= now()))
       AND attempts - attempt_offset < max_attempts
     RETURNING id, queue, type, payload, priority, attempts, max_attempts, attempt_offset,
-              backoff, timeout_s, lease_token
+              backoff, timeout_s, lease_token, coalesce(run_at, created_at) AS due
 ), opened AS (
-    INSERT INTO job_attempts (job_id, attempt, worker)
-    SELECT id, attempts, %(worker)s FROM claimed
+    -- The queue and a first attempt's wait are kept on the attempt for GET /stats, which
+    -- reads the newest attempts without a join.
+    INSERT INTO job_attempts (job_id, attempt, worker, queue, waited_ms)
+    SELECT id, attempts, %(worker)s, queue,
+           CASE WHEN attempts = 1 AND isfinite(due)
+                THEN extract(epoch FROM now() - due) * 1000 END
+    FROM claimed
 )
-SELECT * FROM claimed;
+SELECT id, queue, type, payload, priority, attempts, max_attempts, attempt_offset, backoff,
+       timeout_s, lease_token
+FROM claimed;
 
 -- name: complete_jobs
 -- active -> completed for a batch. The lease token fences a runner whose lease has lapsed.
@@ -508,21 +502,101 @@ FROM unreadable u
 WHERE j.id = u.id AND j.status = 'delayed'
 RETURNING j.id, j.queue;
 
--- name: list_jobs_within
--- list_jobs bounded by bytes as well as rows: newest first, a row is taken while the rows
--- before it hold fewer than max_bytes (its payload, result and error as text, plus an
--- allowance for the other fields), so a page holds at least one row and at most max_bytes
--- plus one row. bytes_before + shown_bytes >= max_bytes tells the caller the budget ran out.
+-- GET /jobs: a page in one of three orders (newest, oldest, priority), filtered by the job
+-- filter and the search parameters, bounded by rows and by bytes. Keyset pagination in every
+-- order (no OFFSET): the cursor names the last job of the previous page.
+-- Filters with an index (queue, status, payload @>, last_error ILIKE) narrow `scanned`; the
+-- text of the payload has none (an index on every payload's text would cost each write more
+-- than the search is worth), so with `text` the page is what matches among the next `scan`
+-- jobs of `scanned` in the page's order, and the caller goes on from the last job scanned
+-- (scan_end_*). Without `text`, `scan` is the page's limit.
+-- A page takes a row while the rows before it hold fewer than max_bytes (its payload,
+-- result and error as text, plus an allowance for the other fields), so it holds at least
+-- one row and at most max_bytes plus one row: bytes_before + shown_bytes >= max_bytes tells
+-- the caller the budget ran out.
+-- These run unprepared (a custom plan each time): the `IS NULL OR` of an absent
+-- parameter folds away and the planner sees only the filters given.
+
+-- name: _list_where
+({{job_filter}})
+AND (%(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owner_key_id)s::bigint)
+AND (%(payload)s::jsonb IS NULL OR payload @> %(payload)s::jsonb)
+AND (%(error)s::text IS NULL OR last_error ILIKE %(error)s::text)
+
+-- name: _text_match
+(%(text)s::text IS NULL OR payload::text ILIKE %(text)s::text)
+
+-- name: _shown_bytes
+octet_length(payload::text) + coalesce(octet_length(result::text), 0)
++ coalesce(octet_length(last_error), 0) + 600 AS shown_bytes
+
+-- name: _newest_scanned
+SELECT * FROM jobs
+WHERE {{list_where}} AND (%(cursor)s::bigint IS NULL OR id < %(cursor)s::bigint)
+ORDER BY id DESC LIMIT %(scan)s
+
+-- name: _oldest_scanned
+SELECT * FROM jobs
+WHERE {{list_where}} AND id > coalesce(%(cursor)s::bigint, 0)
+ORDER BY id LIMIT %(scan)s
+
+-- name: _priority_scanned
+-- Highest priority first, then oldest, in three ranges each read along an index in order
+-- (an OR of them would scan from the start): the rest of the cursor's priority, the lower
+-- priorities above 0 (jobs_prioritized, which holds only those: most jobs keep the default
+-- 0 and cost it nothing), then the priority-0 jobs by id (jobs_queue_status_id, skipping
+-- the prioritized ones between them).
+SELECT * FROM (
+    (SELECT * FROM jobs
+     WHERE {{list_where}} AND priority = %(after_priority)s AND id > %(after_id)s
+     ORDER BY id LIMIT %(scan)s)
+    UNION ALL
+    (SELECT * FROM jobs
+     WHERE {{list_where}} AND priority > 0 AND priority < %(after_priority)s
+     ORDER BY priority DESC, id LIMIT %(scan)s)
+    UNION ALL
+    (SELECT * FROM jobs
+     WHERE {{list_where}} AND priority = 0 AND %(after_priority)s > 0
+     ORDER BY id LIMIT %(scan)s)
+) three_parts ORDER BY priority DESC, id LIMIT %(scan)s
+
+-- name: list_newest
 WITH page AS (
-    SELECT *, octet_length(payload::text) + coalesce(octet_length(result::text), 0)
-              + coalesce(octet_length(last_error), 0) + 600 AS shown_bytes
-    FROM jobs
-    WHERE ({{job_filter}})
-      AND (%(cursor)s::bigint IS NULL OR id < %(cursor)s::bigint)
-      AND (%(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owner_key_id)s::bigint)
-    ORDER BY id DESC
-    LIMIT %(limit)s
+    SELECT *, {{shown_bytes}} FROM ({{newest_scanned}}) scanned
+    WHERE {{text_match}} ORDER BY id DESC LIMIT %(limit)s
 ), counted AS (
     SELECT *, sum(shown_bytes) OVER (ORDER BY id DESC) - shown_bytes AS bytes_before FROM page
 )
 SELECT * FROM counted WHERE bytes_before < %(max_bytes)s ORDER BY id DESC;
+
+-- name: list_oldest
+WITH page AS (
+    SELECT *, {{shown_bytes}} FROM ({{oldest_scanned}}) scanned
+    WHERE {{text_match}} ORDER BY id LIMIT %(limit)s
+), counted AS (
+    SELECT *, sum(shown_bytes) OVER (ORDER BY id) - shown_bytes AS bytes_before FROM page
+)
+SELECT * FROM counted WHERE bytes_before < %(max_bytes)s ORDER BY id;
+
+-- name: list_priority
+WITH page AS (
+    SELECT *, {{shown_bytes}} FROM ({{priority_scanned}}) scanned
+    WHERE {{text_match}} ORDER BY priority DESC, id LIMIT %(limit)s
+), counted AS (
+    SELECT *, sum(shown_bytes) OVER (ORDER BY priority DESC, id) - shown_bytes AS bytes_before
+    FROM page
+)
+SELECT * FROM counted WHERE bytes_before < %(max_bytes)s ORDER BY priority DESC, id;
+
+-- name: scan_end_newest
+-- The last job a text search scanned (the cursor to go on from), and how many it scanned.
+SELECT id, priority, count(*) OVER () AS scanned FROM ({{newest_scanned}}) s
+ORDER BY id LIMIT 1;
+
+-- name: scan_end_oldest
+SELECT id, priority, count(*) OVER () AS scanned FROM ({{oldest_scanned}}) s
+ORDER BY id DESC LIMIT 1;
+
+-- name: scan_end_priority
+SELECT id, priority, count(*) OVER () AS scanned FROM ({{priority_scanned}}) s
+ORDER BY priority, id DESC LIMIT 1;
