@@ -15,6 +15,7 @@ from api_app.errors import ANY_TYPE, api_view, json_body, json_response
 from common.errors import InvalidInput
 from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
 from common.services import Services
+from common.store import Store
 from common.store.runners import live_runners_per_queue
 
 
@@ -42,6 +43,25 @@ def _describe(
     }
 
 
+def _queue_list(store: Store, owner: int | None) -> dict[str, Any]:
+    """GET /queues: every queue with jobs or settings, each with its counts and runners."""
+    counts = store.queue_counts(owner)
+    settings = store.queue_settings()
+    with store.connection() as conn:
+        every, named = live_runners_per_queue(conn)
+    names = sorted(set(counts) | set(settings))
+    # A submitter counts its own jobs only: the age of another key's job is not its to see.
+    oldest = store.oldest_waiting(names) if owner is None else {}
+    return {
+        "queues": [
+            _describe(
+                n, counts.get(n, {}), settings.get(n, {}), every + named.get(n, 0), oldest.get(n)
+            )
+            for n in names
+        ]
+    }
+
+
 # What each route takes and answers, for GET /openapi.json (api_app/contract).
 _LIST = documented("Every queue: counts per state, pause, retention", {200: QueueList})
 _PAUSE = documented("Pause a queue: its jobs are not claimed", {200: Paused})
@@ -60,21 +80,7 @@ def queues_routes(services: Services) -> Blueprint:
     @_LIST
     @api_view
     def list_queues() -> Any:
-        owner = owner_scope(caller(bp.current_request))
-        counts = store.queue_counts(owner)
-        settings = store.queue_settings()
-        with store.connection() as conn:
-            every, named = live_runners_per_queue(conn)
-        names = sorted(set(counts) | set(settings))
-        # A submitter counts its own jobs only: the age of another key's job is not its to see.
-        oldest = store.oldest_waiting(names) if owner is None else {}
-        shown = [
-            _describe(
-                n, counts.get(n, {}), settings.get(n, {}), every + named.get(n, 0), oldest.get(n)
-            )
-            for n in names
-        ]
-        return json_response({"queues": shown})
+        return json_response(_queue_list(store, owner_scope(caller(bp.current_request))))
 
     @bp.route("/queues/{name}/pause", methods=["POST"], content_types=ANY_TYPE)
     @_PAUSE
