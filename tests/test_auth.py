@@ -20,6 +20,7 @@ from api_app.factory import NoKeyPepper, create_app
 from common.services import Services
 from common.settings import Settings
 from common.store.keys import list_keys, revoke_key
+from tests.conftest import post_json
 from tests.keys import PEPPER, UNKNOWN_KEY, bearer, keyed, make_key
 
 
@@ -154,3 +155,17 @@ def test_the_api_does_not_start_without_a_pepper(settings: Settings) -> None:
             create_app(services)
     finally:
         services.close()
+
+
+@pytest.mark.parametrize("rate", [True, "5", 0, -1.5, 1e7])
+def test_a_key_rate_that_is_not_a_number_in_bounds_is_refused(client: Client, rate: Any) -> None:
+    # `true` was taken as a rate of 1.0 (schemathesis found it: pydantic's lax float).
+    answer = post_json(client, "/keys", {"name": "rated", "role": "viewer", "rate_per_s": rate})
+    assert answer.status_code == 422, answer.body
+    assert json.loads(answer.body)["error"]["details"][0]["path"] == "rate_per_s"
+
+
+def test_a_key_rate_given_as_an_integer_is_taken(client: Client) -> None:
+    answer = post_json(client, "/keys", {"name": "rated", "role": "viewer", "rate_per_s": 5})
+    assert answer.status_code == 201, answer.body
+    assert json.loads(answer.body)["rate_per_s"] == 5.0

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.apikeys import KEY_NAME_PATTERN, MAX_RATE_PER_S
+from common.models import Float
 
 Role = Literal["submitter", "viewer", "operator", "admin"]
 
@@ -21,7 +22,8 @@ class KeyRequest(_Closed):
 
     name: str = Field(pattern=KEY_NAME_PATTERN, description="Unique; shown in the audit log.")
     role: Role
-    rate_per_s: float | None = Field(
+    # Strict: `true` is not a rate (found by schemathesis; pydantic's lax float takes it).
+    rate_per_s: Float | None = Field(
         default=None,
         gt=0,
         le=MAX_RATE_PER_S,
