@@ -101,10 +101,14 @@ def cors_headers(origins: frozenset[str]) -> Callable[[Any, Callable[[Any], Resp
         # The answer depends on the Origin header, whatever it is: caches must key on it.
         vary = headers.get("Vary")
         headers["Vary"] = f"{vary}, Origin" if vary else "Origin"
-        origin = request.headers.get("origin") or ""
-        if origin.lower() in origins:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        headers.update(allowed_origin_headers(request.headers.get("origin"), origins))
         return response
 
     return middleware
+
+
+def allowed_origin_headers(origin: str | None, origins: frozenset[str]) -> dict[str, str]:
+    """The CORS headers of an answer to `origin`: none unless it is one of `origins`."""
+    if not origin or origin.lower() not in origins:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": EXPOSE_HEADERS}

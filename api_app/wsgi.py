@@ -31,6 +31,7 @@ from chalice.config import Config
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api_app.authorizer_cache import CachingAuthorizer
+from api_app.cors import allowed_origin_headers, parse_origins
 from api_app.errors import error_body
 from api_app.factory import create_app
 from common.services import Services
@@ -107,8 +108,14 @@ class _ResolvedConfig:
 class ChaliceWSGI:
     """A WSGI application that serves a Chalice app the way API Gateway would."""
 
-    def __init__(self, app: Chalice, max_body_bytes: int = MIB) -> None:
+    def __init__(
+        self, app: Chalice, max_body_bytes: int = MIB, cors_origins: frozenset[str] = frozenset()
+    ) -> None:
         self.app = thread_local_requests(app)
+        # The authorizer's 401/403 and the gateway's own refusals never reach the app's CORS
+        # middleware: without these headers a dashboard on another origin could not read
+        # them (a browser shows the script a network error, not "sign in again").
+        self.cors_origins = cors_origins
         config = cast(Config, _ResolvedConfig.of(app))
         self.gateway = chalice_local.LocalGateway(app, config)
         self.gateway._authorizer = CachingAuthorizer(app)  # what API Gateway does, too
@@ -131,6 +138,10 @@ class ChaliceWSGI:
             headers.append(("Connection", "close"))
         except chalice_local.LocalGatewayException as exc:
             status, headers, payload = _gateway_error(exc)
+            if self.cors_origins:
+                origin = environ.get("HTTP_ORIGIN")
+                headers += [("Vary", "Origin")]
+                headers += allowed_origin_headers(origin, self.cors_origins).items()
         except Exception:
             log.exception("unhandled error")
             status, headers, payload = _error(500, "internal_error", "an internal error occurred")
@@ -245,7 +256,8 @@ def _gateway_error(exc: chalice_local.LocalGatewayException) -> tuple[int, Heade
 
 
 def build_application(settings: Settings, front: FrontSettings) -> ChaliceWSGI:
-    return ChaliceWSGI(create_app(Services.connect(settings)), front.max_body_bytes)
+    app = create_app(Services.connect(settings))
+    return ChaliceWSGI(app, front.max_body_bytes, parse_origins(settings.cors_origins))
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from api_app.cors import parse_origins
 from api_app.factory import create_app
 from common.services import Services
 from common.settings import Settings
-from tests.keys import bearer, keyed
+from tests.keys import bearer, keyed, make_key
 from tests.test_http_front import start_front
 
 DASHBOARD = "https://dash.example.com"
@@ -112,3 +112,30 @@ def test_the_real_front_answers_preflights_the_same(env: dict[str, str], admin_k
     assert preflight.getheader("access-control-allow-methods") == "OPTIONS, POST"
     assert answer.status == 200
     assert answer.getheader("access-control-allow-origin") == DASHBOARD
+
+
+def test_the_real_fronts_refusals_carry_cors_headers_too(
+    env: dict[str, str], admin_key: str, database_url: str
+) -> None:
+    # A 401/403 comes from the authorizer, before the app's CORS middleware: a dashboard on
+    # another origin must still read it (to send its user back to sign in).
+    viewer = make_key(database_url, "viewer")
+    front = start_front({**env, "DJS_CORS_ORIGINS": DASHBOARD})
+    asked = [
+        ({"origin": DASHBOARD}, "GET", "/queues"),
+        ({"origin": DASHBOARD, **bearer("djs_unknown_" + "x" * 43)}, "GET", "/queues"),
+        ({"origin": DASHBOARD, **bearer(viewer)}, "GET", "/keys"),
+        ({"origin": "https://evil.example.com"}, "GET", "/queues"),
+    ]
+    answers = []
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=10)
+        for headers, method, path in asked:
+            conn.request(method, path, headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            answers.append((answer.status, answer.getheader("access-control-allow-origin")))
+        conn.close()
+    finally:
+        front.stop()
+    assert answers == [(401, DASHBOARD), (401, DASHBOARD), (403, DASHBOARD), (401, None)]
