@@ -7,15 +7,14 @@ import * as forms from "./forms.js";
 import * as job from "./job.js";
 import * as overview from "./overview.js";
 import * as queue from "./queue.js";
-import { current, go, intercept, whenChanged } from "./state.js";
+import * as settings from "./settings.js";
+import { current, go, intercept, record, whenChanged } from "./state.js";
 
-const REFRESH = "djs.refresh";
-const THEME = "djs.theme";
 const main = document.getElementById("main");
 
 // view -> [load(state), render(state, data, refresh), refreshes live]
 const VIEWS = {
-  overview: [() => overview.load(), (s, d, r) => overview.render(d, r), true],
+  overview: [() => overview.load(), overview.render, true],
   queue: [queue.load, queue.render, true],
   job: [job.load, job.render, true],
   add: [forms.loadAdd, forms.renderAdd, false],
@@ -66,7 +65,8 @@ function snapshot() {
     .map((i) => [i.name, i.value]);
   const active = document.activeElement;
   const focus = active && main.contains(active) ? (active.name || active.dataset.action || active.dataset.id || active.dataset.nav && active.getAttribute("href")) : null;
-  return { open, closed, typed, focus, x: scrollX, y: scrollY };
+  const caret = typeof active?.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+  return { open, closed, typed, focus, caret, x: scrollX, y: scrollY };
 }
 
 function restore(saved) {
@@ -76,19 +76,30 @@ function restore(saved) {
   }
   for (const [name, value] of saved.typed) {
     const input = main.querySelector(`[name="${CSS.escape(name)}"]`);
-    if (input) input.value = value;
+    if (!input) continue;
+    input.value = value;
+    input.dispatchEvent(new Event("input")); // a filter typed in place applies itself again
   }
   if (saved.focus) {
     const target = [...main.querySelectorAll("input, textarea, select, button, a")].find((el) =>
       el.name === saved.focus || el.dataset.action === saved.focus || el.dataset.id === saved.focus || el.getAttribute("href") === saved.focus);
     target?.focus({ preventScroll: true });
+    if (saved.caret && typeof target?.setSelectionRange === "function") target.setSelectionRange(...saved.caret);
   }
   scrollTo(saved.x, saved.y);
 }
 
+/** A queue's page whose URL names no tab opens on the default tab, and the URL says which. */
+function withDefaults(state) {
+  if (state.view !== "queue" || state.status || settings.defaultTab() === settings.LATEST) return state;
+  const named = { ...state, status: settings.defaultTab() };
+  record(named);
+  return named;
+}
+
 async function show({ refreshing = false } = {}) {
   const mine = ++generation;
-  const state = current();
+  const state = withDefaults(current());
   const [load, render] = VIEWS[state.view] || VIEWS.overview;
   if (!refreshing) main.setAttribute("aria-busy", "true");
   let data;
@@ -112,7 +123,7 @@ async function show({ refreshing = false } = {}) {
 
 function schedule() {
   clearInterval(timer);
-  const seconds = Number(localStorage.getItem(REFRESH) ?? "5");
+  const seconds = settings.refreshSeconds();
   document.getElementById("refresh").value = String(seconds);
   if (seconds > 0) {
     timer = setInterval(() => {
@@ -123,7 +134,7 @@ function schedule() {
 }
 
 function theme(next) {
-  const chosen = next ?? localStorage.getItem(THEME);
+  const chosen = next ?? settings.theme();
   if (chosen === "light" || chosen === "dark") document.documentElement.dataset.theme = chosen;
   else delete document.documentElement.dataset.theme;
   const dark = chosen ? chosen === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
@@ -149,12 +160,15 @@ whenUnauthorized((message) => {
 whenChanged(() => (session.me ? show() : start()));
 document.addEventListener("click", intercept);
 document.getElementById("refresh").addEventListener("change", (event) => {
-  localStorage.setItem(REFRESH, event.target.value);
+  settings.setRefreshSeconds(event.target.value);
   schedule();
 });
+const tab = document.getElementById("default-tab");
+fill(tab, settings.TABS.map((name) => h("option", { value: name, selected: name === settings.defaultTab() }, name)));
+tab.addEventListener("change", () => settings.setDefaultTab(tab.value));
 document.getElementById("theme").addEventListener("click", () => {
   const dark = document.documentElement.dataset.theme ? document.documentElement.dataset.theme === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
-  localStorage.setItem(THEME, dark ? "light" : "dark");
+  settings.setTheme(dark ? "light" : "dark");
   theme();
 });
 document.getElementById("signout").addEventListener("click", () => {

@@ -4,6 +4,7 @@
 import { api, may, notify, query } from "./api.js";
 import { button, confirmAction } from "./components.js";
 import { number } from "./format.js";
+import { LATEST } from "./settings.js";
 
 // verb -> [route, the states it applies to, the answer's count field, label]
 export const VERBS = {
@@ -18,10 +19,13 @@ const COUNT_PAGES = 10;
 
 export const SEARCH_FIELDS = ["id", "text", "payload", "error"];
 
+/** The state a view's tab filters on, or undefined on the tab of every state. */
+export const tabStatus = (state) => (state.status && state.status !== LATEST ? state.status : undefined);
+
 /** The GET /jobs parameters of the view (the search box and the tab). */
 export function listParams(state) {
   return {
-    queue: state.queue, status: state.status, type: state.type,
+    queue: state.queue, status: tabStatus(state), type: state.type,
     created_after: state.created_after, created_before: state.created_before,
     ids: state.id, text: state.text, payload: state.payload, error: state.error,
     sort: state.sort && state.sort !== "newest" ? state.sort : undefined,
@@ -32,9 +36,10 @@ export function listParams(state) {
 export function bulkFilter(state) {
   if (SEARCH_FIELDS.some((name) => state[name])) return null;
   const filter = {};
-  for (const name of ["queue", "status", "type", "created_after", "created_before"]) {
+  for (const name of ["queue", "type", "created_after", "created_before"]) {
     if (state[name]) filter[name] = state[name];
   }
+  if (tabStatus(state)) filter.status = tabStatus(state);
   return filter;
 }
 
@@ -88,7 +93,7 @@ export function selectedButtons(selected, statuses, touched, refresh) {
 
 /** Buttons acting on every job of the current filter (a tab whose state the verb applies to). */
 export function filterButtons(state, counts, refresh) {
-  const status = state.status;
+  const status = tabStatus(state);
   if (!status) return [];
   return Object.entries(VERBS)
     .filter(([, [route, applies]]) => may(route) && applies.includes(status))

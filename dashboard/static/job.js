@@ -41,6 +41,29 @@ function progress(job) {
   return section("Progress", h("progress", { max: 100, value: pct, "aria-label": "progress" }), h("span", { class: "muted" }, ` ${pct.toFixed(0)} %`));
 }
 
+/** An attempt's log lines with a filter (case-insensitive substring); lines keep their numbers. */
+function logs(a) {
+  const lines = a.logs.map((line, i) => h("li", { value: i + 1 }, line));
+  const count = h("span", { class: "muted", "data-field": "log-count", "aria-live": "polite" });
+  const filter = h("input", {
+    name: `log-filter-${a.attempt}`, type: "search", autocomplete: "off", spellcheck: "false",
+    placeholder: "filter lines", "aria-label": `Filter the log lines of attempt ${a.attempt}`,
+    oninput: () => {
+      const needle = filter.value.toLowerCase();
+      let n = 0;
+      a.logs.forEach((line, i) => {
+        lines[i].hidden = Boolean(needle) && !String(line).toLowerCase().includes(needle);
+        if (!lines[i].hidden) n += 1;
+      });
+      count.textContent = needle ? `${n} of ${a.logs.length} lines` : "";
+    },
+  });
+  return h("details", { class: "logs", "data-key": `log-${a.attempt}`, open: true },
+    h("summary", null, `Log (${a.logs.length} line${a.logs.length === 1 ? "" : "s"})`),
+    h("div", { class: "row log-tools" }, filter, count),
+    h("ol", { class: "code loglines" }, lines));
+}
+
 function attempt(a) {
   return h("article", { class: "attempt card", "data-key": `attempt-${a.attempt}`, "data-state": a.outcome },
     h("header", null, h("h3", null, `Attempt ${a.attempt}`), badge(a.outcome, `s-${a.outcome}`),
@@ -48,9 +71,7 @@ function attempt(a) {
     a.error_type || a.error_message ? h("p", { class: "error-line" }, h("strong", null, a.error_type || "error"), ": ", a.error_message || "") : null,
     a.traceback ? h("details", { class: "traceback", "data-key": `tb-${a.attempt}`, open: true },
       h("summary", null, "Traceback ", copyButton(() => a.traceback)), h("pre", { class: "code" }, a.traceback)) : null,
-    a.logs?.length ? h("details", { class: "logs", "data-key": `log-${a.attempt}`, open: true },
-      h("summary", null, `Log (${a.logs.length} line${a.logs.length === 1 ? "" : "s"})`),
-      h("ol", { class: "code loglines" }, a.logs.map((line) => h("li", null, line)))) : null);
+    a.logs?.length ? logs(a) : null);
 }
 
 function timeline(job) {

@@ -2,9 +2,19 @@
 
 import { api, may, notify } from "./api.js";
 import { throughputChart, totals } from "./chart.js";
-import { STATES, badge, button, confirmAction, empty, nav, section, table } from "./components.js";
-import { h } from "./dom.js";
+import { STATES, badge, button, confirmAction, empty, field, nav, section, table } from "./components.js";
+import { fill, h } from "./dom.js";
 import { DASH, ago, duration, ms, number } from "./format.js";
+import { current, record } from "./state.js";
+
+const waiting = (q) => q.counts.pending + q.counts.delayed;
+const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+// sort -> [label, order]; ties go by name, so a refresh never shuffles equal cards.
+const ORDERS = {
+  name: ["name", byName],
+  waiting: ["most waiting", (a, b) => waiting(b) - waiting(a) || byName(a, b)],
+  failed: ["most failed", (a, b) => b.counts.failed - a.counts.failed || byName(a, b)],
+};
 
 /** A read the API may not have yet (an older server): null instead of an error. */
 async function optional(path) {
@@ -32,9 +42,8 @@ function latency(stats, name) {
 }
 
 function card(queue, stats) {
-  const waiting = queue.counts.pending + queue.counts.delayed;
   const runners = queue.runners;
-  const warn = waiting > 0 && runners === 0;
+  const warn = waiting(queue) > 0 && runners === 0;
   const counts = STATES.map((state) =>
     nav({ view: "queue", queue: queue.name, status: state }, { class: `count s-${state}`, "data-state": state },
       h("span", { class: "n" }, number(queue.counts[state])), h("span", { class: "l" }, state)),
@@ -111,13 +120,37 @@ function actions(queues, refresh) {
   return list;
 }
 
-export function render(data, refresh) {
+/** The queues whose name holds the filter (case-insensitive), in the chosen order. */
+export function shown(queues, filter, sort) {
+  const needle = (filter || "").toLowerCase();
+  const [, order] = ORDERS[sort] || ORDERS.name;
+  return queues.filter((q) => q.name.toLowerCase().includes(needle)).sort(order);
+}
+
+/** The cards under a name filter and a sort, both kept in the URL and redrawn in place. */
+function queueCards(state, queues, stats) {
+  const box = h("div", { class: "cards-box" });
+  const draw = () => {
+    const list = shown(queues, filter.value, sort.value);
+    fill(box,
+      filter.value ? h("p", { class: "muted", "data-field": "queue-count" }, `${list.length} of ${queues.length} queues`) : null,
+      list.length ? h("div", { class: "cards" }, list.map((q) => card(q, stats))) : empty("No queue name holds this text.", "Change or clear the filter."));
+  };
+  const filter = h("input", { name: "q", type: "search", value: state.q || "", autocomplete: "off", spellcheck: "false", placeholder: "part of a name", oninput: () => { record({ ...current(), q: filter.value }); draw(); } });
+  const sort = h("select", { name: "order", onchange: () => { record({ ...current(), q: filter.value, sort: sort.value === "name" ? "" : sort.value }, { replace: false }); draw(); } },
+    Object.entries(ORDERS).map(([value, [label]]) => h("option", { value, selected: (ORDERS[state.sort] ? state.sort : "name") === value }, label)));
+  const tools = h("div", { class: "row queue-tools", role: "search" }, field("Filter queues", filter), field("Sort", sort));
+  draw();
+  return [tools, box];
+}
+
+export function render(state, data, refresh) {
   const { queues, stats, workers } = data;
   const head = h("div", { class: "page-head" },
     h("h1", null, "Queues"),
     h("div", { class: "row" }, actions(queues, refresh), nav({ view: "add" }, { class: "button primary" }, "Add a job")));
   const cards = queues.length
-    ? h("div", { class: "cards" }, queues.map((q) => card(q, stats)))
+    ? queueCards(state, queues, stats)
     : empty("No queue has a job yet.", "Submit a first job with the form (Add a job), or: djs submit echo --payload '{\"x\": 1}'", "A queue appears here as soon as it holds a job.");
   const chart = stats
     ? section("Completed and failed per minute", throughputChart(totals(stats)))

@@ -1,10 +1,11 @@
 // A queue's page: a tab per state with counts, the search box, sorting, pages, bulk verbs.
 
 import { api, may, notify, query } from "./api.js";
-import { SEARCH_FIELDS, filterButtons, listParams, selectedButtons } from "./bulk.js";
+import { SEARCH_FIELDS, filterButtons, listParams, selectedButtons, tabStatus } from "./bulk.js";
 import { STATES, badge, button, confirmAction, empty, field, nav, statusBadge, table } from "./components.js";
 import { h } from "./dom.js";
 import { DASH, ago, duration, number } from "./format.js";
+import { LATEST } from "./settings.js";
 import { go } from "./state.js";
 
 const PAGE = 50;
@@ -27,10 +28,10 @@ export async function load(state) {
 
 function tabs(state, queue) {
   const all = queue ? Object.values(queue.counts).reduce((a, b) => a + b, 0) : null;
-  const entries = [["", "latest", all], ...STATES.map((s) => [s, s, queue ? queue.counts[s] : null])];
+  const entries = [[LATEST, "latest", all], ...STATES.map((s) => [s, s, queue ? queue.counts[s] : null])];
   return h("nav", { class: "tabs", "aria-label": "States" }, entries.map(([status, label, n]) => {
-    const current = (state.status || "") === status;
-    return nav({ ...state, status, cursor: "" }, { class: `tab${current ? " current" : ""}`, "aria-current": current ? "page" : null, "data-state": status || "all" },
+    const current = (tabStatus(state) || LATEST) === status;
+    return nav({ ...state, status, cursor: "" }, { class: `tab${current ? " current" : ""}`, "aria-current": current ? "page" : null, "data-state": status === LATEST ? "all" : status },
       label, h("span", { class: "n" }, n == null ? DASH : number(n)));
   }));
 }
@@ -148,7 +149,7 @@ export function render(state, data, refresh) {
   const rows = page.jobs.map((job) => row(job, refreshSelection));
   const list = rows.length
     ? table([{ text: "", cls: "pick" }, { text: "id", cls: "num" }, "type", "status", { text: "prio", cls: "num" }, { text: "attempts", cls: "num" }, "created", "error / duration"], rows, { class: "jobs" })
-    : empty(searching ? "No job matches this search." : `No ${state.status || ""} job in ${state.queue}.`.replace("  ", " "),
+    : empty(searching ? "No job matches this search." : `No ${tabStatus(state) || ""} job in ${state.queue}.`.replace("  ", " "),
         searching ? "Change or clear the search." : "Add one with the form (Add a job), or: djs submit echo --queue " + state.queue);
   const pager = h("div", { class: "row pager" },
     state.cursor ? nav({ ...state, cursor: "" }, { class: "button ghost" }, "First page") : null,

@@ -27,6 +27,13 @@ export function go(params, { replace = false } = {}) {
   onChange();
 }
 
+/** Say the new state in the URL without drawing the view again (a filter typed in place). */
+export function record(params, { replace = true } = {}) {
+  const target = href(params);
+  if (replace) history.replaceState(null, "", target);
+  else history.pushState(null, "", target);
+}
+
 /** Links inside the app navigate without reloading; a modified click opens a new tab. */
 export function intercept(event) {
   const anchor = event.target.closest?.("a[data-nav]");
