@@ -84,3 +84,14 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> tuple[int, 
         process.kill()
         out, _ = process.communicate(timeout=timeout_s)
     return process.returncode, out.decode(errors="replace")
+
+
+def start_api(env: dict[str, str], timeout_s: float = 60) -> tuple[int, subprocess.Popen[bytes]]:
+    """A `djs api` on a free port of 127.0.0.1, healthy: its port and process."""
+    port = free_port()
+    process = start_djs(["api", "--host", "127.0.0.1", "--port", str(port)], env)
+    try:
+        wait_for_health(port, timeout_s=timeout_s)
+    except TimeoutError:
+        raise AssertionError(f"djs api never answered: {stop(process)}") from None
+    return port, process

@@ -22,7 +22,7 @@ import pytest
 
 from api_app.auth.roles import MINIMUM_ROLE, PUBLIC
 from common.settings import Settings
-from tests.helpers import Http, free_port, start_djs, stop, wait_for_health
+from tests.helpers import Http, start_api, stop
 from tests.keys import make_key
 
 FLOOR_S = 180.0  # fuzz at least this long...
@@ -55,12 +55,7 @@ class Fuzzed:
 
 @pytest.fixture
 def api_port(env: dict[str, str]) -> Iterator[int]:
-    port = free_port()
-    process = start_djs(["api", "--host", "127.0.0.1", "--port", str(port)], env)
-    try:
-        wait_for_health(port, timeout_s=30)
-    except TimeoutError:
-        raise AssertionError(f"no answer ({stop(process)})") from None
+    port, process = start_api(env)
     yield port
     rc, output = stop(process)
     assert rc == 0, output

@@ -12,7 +12,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
-from tests.helpers import Http, free_port, start_djs, stop, wait_for_health
+from tests.helpers import Http, start_api, start_djs, stop
 
 ARGS = [
     "--no-sandbox",
@@ -81,12 +81,7 @@ class Stack:
 
 
 def start_stack(env: dict[str, str], keys: dict[str, str], worker: bool = True) -> Stack:
-    port = free_port()
-    api = start_djs(["api", "--host", "127.0.0.1", "--port", str(port)], env)
-    try:
-        wait_for_health(port, timeout_s=60)
-    except TimeoutError:
-        raise AssertionError(f"djs api never answered: {stop(api)}") from None
+    port, api = start_api(env)
     runner = start_djs(["worker", "--concurrency", "4"], env) if worker else None
     return Stack(port, api, runner, keys, env)
 
