@@ -210,7 +210,7 @@ def _migrate_before(conn: psycopg.Connection[Any], number: int) -> None:
 
 def test_every_counts_and_stats_query_prepares(database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        for filename in ("counts.sql", "stats.sql"):
+        for filename in ("counts.sql", "stats.sql", "overview.sql"):
             for name, query in load_queries(filename).items():
                 body = query.replace("%%", "%")
                 for i, key in enumerate(sorted(set(re.findall(r"%\((\w+)\)s", query))), 1):

@@ -16,7 +16,6 @@ from common.errors import InvalidInput
 from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
 from common.services import Services
 from common.store import Store
-from common.store.runners import live_runners_per_queue
 
 
 def _queue_name(raw: str) -> str:
@@ -45,19 +44,17 @@ def _describe(
 
 def _queue_list(store: Store, owner: int | None) -> dict[str, Any]:
     """GET /queues: every queue with jobs or settings, each with its counts and runners."""
-    counts = store.queue_counts(owner)
-    settings = store.queue_settings()
-    with store.connection() as conn:
-        every, named = live_runners_per_queue(conn)
-    names = sorted(set(counts) | set(settings))
-    # A submitter counts its own jobs only: the age of another key's job is not its to see.
-    oldest = store.oldest_waiting(names) if owner is None else {}
+    seen = store.queue_overview(owner)
     return {
         "queues": [
             _describe(
-                n, counts.get(n, {}), settings.get(n, {}), every + named.get(n, 0), oldest.get(n)
+                n,
+                seen.counts.get(n, {}),
+                seen.settings.get(n, {}),
+                seen.runners(n),
+                seen.oldest_waiting_s.get(n),
             )
-            for n in names
+            for n in seen.names
         ]
     }
 

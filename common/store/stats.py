@@ -10,6 +10,7 @@ import psycopg
 
 from common import limits
 from common.store import counts
+from common.store.overview import known_queues, oldest_waiting, queue_settings
 from common.store.pool import Row
 from common.store.sqlfile import load_queries
 
@@ -20,24 +21,13 @@ _KEYS = ("p50", "p95", "p99")
 def _queues(conn: psycopg.Connection[Row], queue: str | None) -> list[str]:
     if queue is not None:
         return [queue]
-    names = set(counts.queue_counts(conn, None))
-    names |= {r["name"] for r in conn.execute("SELECT name FROM queues").fetchall()}
-    return sorted(names)
+    return known_queues(counts.queue_counts(conn, None), queue_settings(conn))
 
 
 def _percentiles(latency: Row | None, kind: str) -> dict[str, Any]:
     samples = int(latency[f"{kind}_samples"]) if latency else 0
     shown = latency[kind] if latency and samples else [None, None, None]
     return {**dict(zip(_KEYS, shown, strict=True)), "samples": samples}
-
-
-def oldest_waiting(conn: psycopg.Connection[Row], names: list[str]) -> dict[str, float | None]:
-    """Seconds since each queue's oldest pending job was due (None: nothing pending)."""
-    rows = conn.execute(STATS["oldest_waiting"], {"queues": names}).fetchall()
-    return {
-        r["queue"]: None if r["oldest_waiting_s"] is None else float(r["oldest_waiting_s"])
-        for r in rows
-    }
 
 
 def gather(conn: psycopg.Connection[Row], queue: str | None) -> dict[str, Any]:

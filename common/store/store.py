@@ -30,6 +30,7 @@ from common.store import counts, stats
 from common.store.audited import write_audit
 from common.store.insert import insert_jobs
 from common.store.listing import Page, list_page
+from common.store.overview import QueueOverview, overview
 from common.store.pool import Pools, Row
 from common.store.rows import dispatches, job_detail
 from common.store.sqlfile import QUERIES as Q
@@ -168,10 +169,10 @@ class Store:
         with self.connection() as conn:
             return stats.gather(conn, queue)
 
-    def oldest_waiting(self, queues: Sequence[str]) -> dict[str, float | None]:
-        """Seconds since each queue's oldest pending job was due; None when none waits."""
+    def queue_overview(self, owner_key_id: int | None = None) -> QueueOverview:
+        """GET /queues's facts on one connection (common/store/overview.py)."""
         with self.connection() as conn:
-            return stats.oldest_waiting(conn, list(queues))
+            return overview(conn, owner_key_id)
 
     def queue_settings(self) -> dict[str, Row]:
         return {r["name"]: r for r in self._all("queue_settings", {})}

@@ -1,5 +1,5 @@
--- GET /stats: outcomes per minute, latency percentiles over a bounded sample of attempts, and
--- each queue's oldest waiting job.
+-- GET /stats: outcomes per minute and latency percentiles over a bounded sample of attempts
+-- (each queue's oldest waiting job comes from overview.sql).
 
 -- name: outcomes_per_minute
 -- Completed and failed per queue and minute since %(since)s: folded minutes plus the deltas
@@ -42,12 +42,3 @@ SELECT queue,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY run_ms) AS run,
        count(run_ms) AS run_samples
 FROM recent GROUP BY queue;
-
--- name: oldest_waiting
--- Per queue, seconds since its oldest pending job (the lowest id, one probe of
--- jobs_queue_status_id per queue) was due: run_at, or created_at when it had none.
-SELECT q.name AS queue,
-       extract(epoch FROM now() - (SELECT coalesce(j.run_at, j.created_at) FROM jobs j
-                                   WHERE j.queue = q.name AND j.status = 'pending'
-                                   ORDER BY j.id LIMIT 1)) AS oldest_waiting_s
-FROM unnest(%(queues)s::text[]) AS q(name);
