@@ -75,7 +75,7 @@ def _page_body(page: Page, query: ListQuery, max_bytes: int) -> str:
         shown.append(JobOut.__pydantic_serializer__.to_json(job))
         size += len(shown[-1])
     next_cursor = page.next_cursor if not cut else None
-    if next_cursor is None and shown and (cut or page.more or len(page.jobs) == query.limit):
+    if next_cursor is None and shown and (cut or page.more):  # a full page is `more` too
         last = page.jobs[len(shown) - 1]
         next_cursor = cursor_of(query.sort, last.id, last.priority)
     return f'{{"jobs":[{b",".join(shown).decode()}],"next_cursor":{json.dumps(next_cursor)}}}'
