@@ -31,7 +31,7 @@ from common.runner import health
 from common.runner.executor import JobExecutor
 from common.runner.queues import QueueSelection
 from common.runner.recorder import Recorder
-from common.runner.registry import Registration, checked_interval
+from common.runner.registry import Registration
 from common.runner.supervise import Supervised
 from common.runner.watch import Upkeep, Watcher
 
@@ -115,7 +115,8 @@ class Runner:
         self.grace_s = grace_s
         self.listener = listener
         self.worker_id = worker_id or default_worker_id()
-        self.beat_interval_s = checked_interval(beat_interval_s)
+        # Made here, so that a bad interval is refused when the runner is made, not run.
+        self.registration = self._registration(beat_interval_s)
         self._recorder = Recorder(manager, self._recorded)
         self._executor = JobExecutor(registry, concurrency, self._recorder.put, cancel_grace_s)
         self._watcher = Watcher(manager, self._executor, lease_s, [self.queues, *upkeep])
@@ -178,7 +179,7 @@ class Runner:
 
     def _start_loops(self) -> None:
         recorder, watcher = self._recorder, self._watcher
-        registration = self.registration = self._registration()
+        registration = self.registration
         self.loops = {
             "recorder": Supervised("djs-recorder", recorder.run, self._done, recorder.pulse),
             "watcher": Supervised("djs-watch", self._watch, self._done, watcher.pulse),
@@ -194,15 +195,14 @@ class Runner:
         for thread in self.loops.values():
             thread.start()
 
-    def _registration(self) -> Registration:
-        served = self.queues.names if self.queues.fixed else []  # empty: every queue
+    def _registration(self, beat_interval_s: float) -> Registration:
         return Registration(
             self.manager.store,
             self.worker_id,
-            served,
+            self.queues.names if self.queues.fixed else [],  # empty: every queue
             self.concurrency,
             lambda: self._inflight,
-            self.beat_interval_s,
+            beat_interval_s,
         )
 
     def _watch(self) -> None:
