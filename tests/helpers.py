@@ -7,9 +7,16 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from common.runner import Runner, RunResult
+
+WAIT_S = 60.0  # upper bounds only: a busy machine may be slow, never wrong
 
 
 def free_port() -> int:
@@ -95,3 +102,27 @@ def start_api(env: dict[str, str], timeout_s: float = 60) -> tuple[int, subproce
     except TimeoutError:
         raise AssertionError(f"djs api never answered: {stop(process)}") from None
     return port, process
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    """check()'s first truthy answer, polled; AssertionError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return found
+
+
+@contextmanager
+def running(runner: Runner, timeout_s: float = WAIT_S) -> Iterator[list[RunResult]]:
+    """runner.run() on a thread until the block ends (its result lands in the list); then
+    stopped and joined."""
+    results: list[RunResult] = []
+    thread = threading.Thread(target=lambda: results.append(runner.run()), daemon=True)
+    thread.start()
+    try:
+        yield results
+    finally:
+        runner.stop()
+        thread.join(timeout_s)
+        assert not thread.is_alive(), "the runner did not stop"

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from common.handlers import HandlerRegistry
@@ -19,6 +16,7 @@ from common.runner import Runner, RunResult
 from common.runner import health as runner_health
 from common.services import Services
 from djs_cli.health_probe import HealthProbe
+from tests.helpers import running, wait_until
 
 WAIT_S = 30.0  # an upper bound for things that take milliseconds on an idle machine
 
@@ -55,27 +53,6 @@ def _submit(services: Services, job_type: str, **fields: Any) -> int:
     return services.manager.enqueue([JobSubmission(type=job_type, **fields)])[0].job.id
 
 
-def _wait_until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-@contextmanager
-def _running(runner: Runner) -> Iterator[list[RunResult]]:
-    """runner.run() on a thread; stopped and joined on the way out."""
-    results: list[RunResult] = []
-    thread = threading.Thread(target=lambda: results.append(runner.run()), daemon=True)
-    thread.start()
-    try:
-        yield results
-    finally:
-        runner.stop()
-        thread.join(WAIT_S)
-        assert not thread.is_alive(), "the runner did not stop"
-
-
 def _runner(services: Services, reg: HandlerRegistry, **options: Any) -> Runner:
     options = {"upkeep": [], "listen": False, "concurrency": 1, "poll_interval_s": 0.05, **options}
     return services.runner(reg, **options)
@@ -89,7 +66,7 @@ def test_a_job_cancelled_while_active_is_failed_not_released_at_shutdown(
     job_id = _submit(services, "stubborn", attempts=3)
     # A long cancel grace: the shutdown, not the abandonment, meets the cancelled job.
     runner = _runner(services, reg, grace_s=0.2, cancel_grace_s=300)
-    with _running(runner):
+    with running(runner, WAIT_S):
         assert stubborn.started.wait(WAIT_S)
         assert services.manager.cancel_one(job_id).requested
     job = services.store.get(job_id)
@@ -107,7 +84,7 @@ def test_a_shutdown_still_releases_the_jobs_nobody_cancelled(services: Services)
     stubborn = Stubborn()
     job_id = _submit(services, "stubborn", attempts=3)
     runner = _runner(services, _registry(stubborn), grace_s=0.2)
-    with _running(runner):
+    with running(runner, WAIT_S):
         assert stubborn.started.wait(WAIT_S)
     stubborn.gate.set()
     job = services.store.get(job_id)
@@ -121,11 +98,11 @@ def test_a_handler_that_ignores_a_cancel_is_abandoned_and_its_slot_runs_the_next
     stubborn = Stubborn()
     hung = _submit(services, "stubborn", attempts=3)
     runner = _runner(services, _registry(stubborn), cancel_grace_s=0.2)
-    with _running(runner):
+    with running(runner, WAIT_S):
         assert stubborn.started.wait(WAIT_S)
         after = _submit(services, "echo", payload={"n": 1})
         services.manager.cancel_one(hung)
-        _wait_until(lambda: services.store.status_of(after) == "completed", "the next job")
+        wait_until(lambda: services.store.status_of(after) == "completed", "the next job", WAIT_S)
         # One slot, and the stubborn handler still holds its thread: the slot was freed.
         assert not stubborn.gate.is_set() and runner.health()["leaked_threads"] == 1
     stubborn.gate.set()
@@ -159,8 +136,8 @@ def test_past_max_leaked_threads_the_runner_drains_and_asks_to_be_replaced(
 
 def test_a_run_ended_by_stop_needs_no_replacing(services: Services) -> None:
     runner = _runner(services, _registry(Stubborn()), max_leaked_threads=1)
-    with _running(runner) as results:
-        _wait_until(lambda: runner.health()["status"] == "ok", "a healthy runner")
+    with running(runner, WAIT_S) as results:
+        wait_until(lambda: runner.health()["status"] == "ok", "a healthy runner", WAIT_S)
     assert results == [RunResult(replace=None)]
 
 
@@ -188,8 +165,8 @@ def test_health_is_ok_for_a_running_runner_and_names_a_loop_that_keeps_dying(
     services: Services,
 ) -> None:
     healthy = _runner(services, _registry(Stubborn()), listen=True)
-    with _running(healthy):
-        _wait_until(lambda: healthy.health()["status"] == "ok", "a healthy runner")
+    with running(healthy, WAIT_S):
+        wait_until(lambda: healthy.health()["status"] == "ok", "a healthy runner", WAIT_S)
         code, body = _probe(healthy)
     assert code == 200 and body["status"] == "ok"
     assert set(body["loops"]) == {"claim", "recorder", "watcher", "listener", "beat"}
@@ -197,8 +174,8 @@ def test_health_is_ok_for_a_running_runner_and_names_a_loop_that_keeps_dying(
     dying = Runner(
         services.manager, _registry(Stubborn()), listener=_DyingListener(), poll_interval_s=0.05
     )
-    with _running(dying):
-        _wait_until(lambda: dying.health()["unhealthy"] == ["listener"], "a dying listener")
+    with running(dying, WAIT_S):
+        wait_until(lambda: dying.health()["unhealthy"] == ["listener"], "a dying listener", WAIT_S)
         code, body = _probe(dying)
     assert code == 503 and body["unhealthy"] == ["listener"]
     listener = body["loops"]["listener"]

@@ -9,26 +9,16 @@ import json
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from common.models import JobSubmission
 from common.services import Services
-from tests.helpers import free_port
+from tests.helpers import WAIT_S, free_port, wait_until
 
-WAIT_S = 60.0  # upper bounds only: a busy machine may be slow, never wrong
 STARTED = "INFO djs: worker "  # the line each new process image logs once it is up
-
-
-def _wait_until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
 
 
 @contextmanager
@@ -87,10 +77,10 @@ def test_a_worker_past_its_leaked_thread_bound_re_executes_itself_and_goes_on(
         "tests.hardening_handlers",
     ]
     with _worker([*args, "--health-port", str(port)], env, log) as worker:
-        _wait_until(lambda: _health(port), "the first image's health")
+        wait_until(lambda: _health(port), "the first image's health")
         fresh = _threads(worker.pid)
         hung = [_submit(services, "stubborn", attempts=1, timeout_s=0.3) for _ in range(2)]
-        _wait_until(lambda: log.read_text().count(STARTED) == 2, "a second image")
+        wait_until(lambda: log.read_text().count(STARTED) == 2, "a second image")
         text = log.read_text()
         assert f"replacing worker process {worker.pid} (2 abandoned handler threads" in text
         assert text.count(f":{worker.pid} on every queue") == 2  # one pid, two images
@@ -99,8 +89,8 @@ def test_a_worker_past_its_leaked_thread_bound_re_executes_itself_and_goes_on(
             job = services.store.get(job_id)
             assert job is not None and (job.status, job.fail_reason) == ("failed", "timeout")
         after = _submit(services, "echo", payload={"after": "exec"})
-        _wait_until(lambda: services.store.status_of(after) == "completed", "a job after exec")
-        report = _wait_until(lambda: _health(port), "the second image's health")
+        wait_until(lambda: services.store.status_of(after) == "completed", "a job after exec")
+        report = wait_until(lambda: _health(port), "the second image's health")
         assert report["leaked_threads"] == 0
         # The old image had `fresh` threads and two leaked ones; they went with it.
         assert _threads(worker.pid) < fresh + 2
@@ -113,7 +103,7 @@ def test_the_health_port_answers_json_and_only_get_health(
 ) -> None:
     port = free_port()
     with _worker(["--health-port", str(port)], env, tmp_path / "worker.log") as worker:
-        report = _wait_until(lambda: _health(port), "the worker's health")
+        report = wait_until(lambda: _health(port), "the worker's health")
         assert report["status"] == "ok" and report["unhealthy"] == []
         assert set(report["loops"]) == {"claim", "recorder", "watcher", "listener", "beat"}
         assert report["worker"].endswith(f":{worker.pid}")

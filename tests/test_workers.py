@@ -26,18 +26,10 @@ from common.store.runners import (
     live_runners_per_queue,
 )
 from common.store.sqlfile import load_queries
-from tests.helpers import run_djs
+from tests.helpers import WAIT_S, run_djs, running, wait_until
 from tests.keys import bearer, make_key
 from tests.test_openapi import assert_fits
-from tests.workers_helpers import (
-    WAIT_S,
-    handlers,
-    live_row,
-    rows,
-    running,
-    submit,
-    wait_until,
-)
+from tests.workers_helpers import handlers, live_row, rows, submit
 
 
 def _workers(client: Client, key: str | None = None) -> tuple[int, Any]:

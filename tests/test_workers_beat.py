@@ -20,16 +20,8 @@ from psycopg import sql
 from common.errors import DependencyDown
 from common.services import Services
 from tests.conftest import ADMIN_URL
-from tests.workers_helpers import (
-    WAIT_S,
-    db_now,
-    handlers,
-    live,
-    live_row,
-    rows,
-    running,
-    wait_until,
-)
+from tests.helpers import WAIT_S, running, wait_until
+from tests.workers_helpers import db_now, handlers, live, live_row, rows
 
 
 def test_a_killed_worker_drops_off_the_listing_and_its_row_stays(

@@ -1,29 +1,15 @@
-"""What the live-runner tests share: bounded waits, the registry's rows read straight from
-Postgres, and runners on a thread."""
+"""What the live-runner tests share: the registry's rows read straight from Postgres, and
+their handlers and jobs (bounded waits and runners on a thread are tests/helpers.py's)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from common.handlers import HandlerRegistry
 from common.models import JobSubmission
-from common.runner import Runner
 from common.services import Services
 from common.store.runners import live_runners
-
-WAIT_S = 60.0  # upper bounds only: a busy machine may be slow, never wrong
-
-
-def wait_until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT_S
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return found
 
 
 def rows(services: Services) -> dict[str, dict[str, Any]]:
@@ -67,16 +53,3 @@ def handlers(**functions: Callable[[dict[str, Any], Any], Any]) -> HandlerRegist
     for name, function in functions.items():
         reg.handler(_App(), name)(function)
     return reg
-
-
-@contextmanager
-def running(runner: Runner) -> Iterator[Runner]:
-    """The runner on a thread until the block ends; then stopped and joined."""
-    thread = threading.Thread(target=runner.run, name="test-runner", daemon=True)
-    thread.start()
-    try:
-        yield runner
-    finally:
-        runner.stop()
-        thread.join(WAIT_S)
-        assert not thread.is_alive(), "the runner did not stop"
