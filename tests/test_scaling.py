@@ -161,6 +161,34 @@ def test_strict_order_starts_every_high_job_before_any_low_one(
     assert order == ["high"] * 30 + ["low"] * 30, order
 
 
+def test_strict_order_takes_high_jobs_that_arrive_while_low_ones_run(
+    services: Services, database_url: str, env: dict[str, str]
+) -> None:
+    """A running strict runner turns to `high` as soon as it has work: its jobs are claimed
+    in one run, before the `low` jobs that were waiting longer. (In weighted order, with
+    the same runner but no --strict, low claims come between them: this test fails.)"""
+    low = _submit(services, "low", 40, seconds=0.1)
+    args = ["--queues", "high,low", "--strict", "--concurrency", "1"]
+    with _workers(env, args, 1):
+        wait_until(lambda: _claim_order(database_url), "the first low job claimed")
+        high = _submit(services, "high", 10, seconds=0.001)  # one atomic push to Redis
+        [(waiting,)] = _rows(
+            database_url, "SELECT count(*) FROM jobs WHERE queue = 'low' AND status = 'pending'"
+        )
+        wait_until(
+            lambda: len(_claim_order(database_url)) == len(low) + len(high),
+            "every job claimed",
+            timeout_s=3 * WAIT_S,
+        )
+    order = _claim_order(database_url)
+    first = order.index("high")
+    assert order[first : first + 10] == ["high"] * 10, order  # not one low claim between
+    assert set(order[:first]) == {"low"}, order
+    # Low jobs still waiting when high's arrived ran after them (one claim that had begun
+    # before the push may still have taken a low job).
+    assert order[first + 10 :].count("low") >= waiting - 1, (waiting, order)
+
+
 def test_weighted_order_claims_in_proportion_to_the_weights(
     services: Services, database_url: str, env: dict[str, str], tmp_path: Path
 ) -> None:
