@@ -26,6 +26,7 @@ MAX_EVENTS = 200  # events a job's detail shows, the newest (events_total counts
 MAX_LOG_CHARS = 64 << 10  # an attempt's log lines in all; later lines are counted, not kept
 MIN_BEAT_INTERVAL_S = 0.1  # a runner's registry beat: not a busy loop on Postgres ...
 MAX_BEAT_INTERVAL_S = 300.0  # ... nor so rare that a dead runner is listed for ten minutes
+MAX_CONCURRENCY = 4096  # handler threads one runner process runs: each holds a stack
 MAX_RUNNERS_LISTED = 1000  # runners GET /workers lists, the oldest
 MAX_PRIORITY = 1000  # a job's priority runs from 0 to this
 MAX_SEARCH_FRAGMENT = 4 << 10  # GET /jobs?payload=: a JSON object as text

@@ -72,15 +72,21 @@ class Services:
         registry: HandlerRegistry,
         queues: dict[str, int] | None = None,
         *,
+        strict: bool = False,
         upkeep: list[Upkeep] | None = None,
         listen: bool = True,
         **options: Any,
     ) -> Runner:
-        """A runner on these queues (name -> weight; None: every queue), with the upkeep and
+        """A runner on these queues (name -> weight; None: every queue; `strict`: in the order
+        given, no weights), with the upkeep and
         the enqueue listener unless told otherwise; `options` go to Runner."""
         s = self.settings
         selection = QueueSelection(
-            queues, self.manager.queue_names, always=[s.default_queue], refresh_s=s.poll_interval_s
+            queues,
+            self.manager.queue_names,
+            always=[s.default_queue],
+            refresh_s=s.poll_interval_s,
+            strict=strict,
         )
         listener = EnqueueListener(self.manager, s.database_url) if listen else None
         defaults: dict[str, Any] = {

@@ -32,6 +32,7 @@ def _signals_call(handler: Callable[[], None]) -> None:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from common.runner import parse_queues
+    from common.runner.queues import check_strict
     from common.services import Services
     from djs_cli.health_probe import HealthProbe
     from worker_app.app import registry
@@ -39,12 +40,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     for module in args.imports:  # extra handler modules register into the same registry
         importlib.import_module(module)
     queues = parse_queues(args.queues) if args.queues else None
+    if args.strict:
+        check_strict(queues)  # refused before anything connects
     if args.beat_interval_s is not None:
         settings = settings.model_copy(update={"beat_interval_s": args.beat_interval_s})
     services = Services.connect(settings)
     runner = services.runner(
         registry,
         queues,
+        strict=args.strict,
         concurrency=args.concurrency,
         burst=args.burst,
         cancel_grace_s=args.cancel_grace_s,
@@ -57,7 +61,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     log.info(
         "worker %s on %s, concurrency %d, handlers: %s%s",
         runner.worker_id,
-        f"queues {args.queues}" if queues else "every queue",
+        (f"queues {args.queues}" + (" (strict order)" if args.strict else ""))
+        if queues
+        else "every queue",
         args.concurrency,
         ", ".join(registry.types()),
         f", health on {args.health_host}:{probe.port}" if probe else "",
@@ -99,12 +105,7 @@ def add_worker(sub: Any) -> None:
     from common.runner.runner import MAX_CANCEL_GRACE_S, MIN_MAX_LEAKED_THREADS
 
     worker = sub.add_parser("worker", help="run jobs from every queue, or from those named")
-    worker.add_argument(
-        "--queues",
-        metavar="NAME[:WEIGHT],...",
-        help="the queues to serve, with weights (default: every queue, weight 1)",
-    )
-    worker.add_argument("--concurrency", type=int, default=8)
+    _add_sizing(worker)
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     worker.add_argument(
         "--import",
@@ -141,3 +142,29 @@ def add_worker(sub: Any) -> None:
         " (default: DJS_BEAT_INTERVAL_S, else 5)",
     )
     worker.set_defaults(func=cmd_worker)
+
+
+def _add_sizing(worker: Any) -> None:
+    """Which queues, in what order, and how many jobs at once (README: Operating djs)."""
+    from common import limits
+
+    worker.add_argument(
+        "--queues",
+        metavar="NAME[:WEIGHT],...",
+        help="the queues to serve; a queue with weight W comes first W times as often as one"
+        " with weight 1 when both have work (default: every queue, weight 1)",
+    )
+    worker.add_argument(
+        "--strict",
+        action="store_true",
+        help="strict order: always take from the first of the --queues, in the order listed,"
+        " that has a job ready; no weights (e.g. --queues high,low --strict)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_within(int, 1, limits.MAX_CONCURRENCY),
+        metavar="N",
+        default=8,
+        help="jobs this process runs at once, one thread each (default 8): high for handlers"
+        " that wait on I/O, 1-2 per process for CPU-bound ones (run a process per core)",
+    )

@@ -111,6 +111,18 @@ def test_equal_weights_take_turns() -> None:
     assert all(_longest_wait(firsts, name) <= 2 for name in "xyz")
 
 
+def test_strict_order_is_the_listed_order_every_turn() -> None:
+    selection = QueueSelection({"high": 1, "mid": 1, "low": 1}, strict=True)
+    assert all(selection.order() == ["high", "mid", "low"] for _ in range(50))
+
+
+@pytest.mark.parametrize("weights", [None, {"high": 2, "low": 1}])
+def test_strict_order_needs_a_list_without_weights(weights: dict[str, int] | None) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        QueueSelection(weights, strict=True)
+    assert caught.value.details[0]["path"] == "queues"
+
+
 # --- a real runner -----------------------------------------------------------------------------
 
 

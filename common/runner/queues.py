@@ -5,6 +5,10 @@ both have work. With no list a runner serves every queue, each with weight 1: th
 Postgres knows (looked up again every `refresh_s`), and never fewer than it has seen.
 The order is a smooth weighted round robin (nginx's): over any stretch of claims each queue
 comes first in proportion to its weight, and no queue waits behind a burst of another.
+
+`--queues high,low --strict` serves them in strict order instead: every turn looks at the
+queues as listed, so a queue is served only while every queue before it has nothing to run.
+Strict order takes no weights, and needs a list (the queues Postgres knows have no order).
 """
 
 from __future__ import annotations
@@ -41,6 +45,21 @@ def parse_queues(spec: str) -> dict[str, int]:
     return weights
 
 
+def check_strict(weights: dict[str, int] | None) -> None:
+    """Strict order needs a list of queues, without weights (InvalidInput says why)."""
+    if weights is None:
+        raise InvalidInput(
+            "strict order needs the queues listed, first served first (--queues high,low)",
+            [{"path": "queues", "message": "strict order without a list"}],
+        )
+    weighted = [f"{name}:{w}" for name, w in weights.items() if w != 1]
+    if weighted:
+        raise InvalidInput(
+            f"strict order takes no weights: {', '.join(weighted)}",
+            [{"path": "queues", "message": weighted[0]}],
+        )
+
+
 class QueueSelection:
     """The queues to look at, in this turn's order."""
 
@@ -50,7 +69,11 @@ class QueueSelection:
         discover: Callable[[], Sequence[str]] | None = None,
         always: Sequence[str] = ("default",),
         refresh_s: float = 1.0,
+        strict: bool = False,
     ) -> None:
+        if strict:
+            check_strict(weights)
+        self.strict = strict
         self.fixed = weights is not None
         self.weights: dict[str, int] = dict(weights) if weights else dict.fromkeys(always, 1)
         self._discover = discover
@@ -83,9 +106,10 @@ class QueueSelection:
         return 0
 
     def order(self) -> list[str]:
-        """Every queue once, the one whose turn it is first (smooth weighted round robin)."""
+        """Every queue once, the one whose turn it is first (smooth weighted round robin), or
+        in strict order always as listed."""
         weights, current = self.weights, self._current
-        if len(weights) == 1:
+        if self.strict or len(weights) == 1:
             return list(weights)
         total = sum(weights.values())
         for name, weight in weights.items():

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from common.errors import DependencyDown
 from common.handlers import HandlerRegistry
+from common.limits import MAX_CONCURRENCY
 from common.manager import JobManager
 from common.reconnect import ReconnectBackoff
 from common.runner import health
@@ -58,6 +59,8 @@ def default_worker_id() -> str:
 
 def _leak_bound(max_leaked_threads: int | None, concurrency: int, cancel_grace_s: float) -> int:
     """The bound on leaked threads, the options checked (ValueError names the wrong one)."""
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be from 1 to {MAX_CONCURRENCY}")
     if not 0 <= cancel_grace_s <= MAX_CANCEL_GRACE_S:
         raise ValueError(f"cancel_grace_s must be from 0 to {MAX_CANCEL_GRACE_S:g} s")
     if max_leaked_threads is None:
