@@ -31,6 +31,8 @@ def _signals_call(handler: Callable[[], None]) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from common import metrics
+    from common.readiness import answer, readiness
     from common.runner import parse_queues
     from common.services import Services
     from djs_cli.health_probe import HealthProbe
@@ -53,7 +55,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     _signals_call(runner.stop)
     probe = None
     if args.health_port:
-        probe = HealthProbe(runner.health, args.health_host, args.health_port).start()
+        probe = HealthProbe(
+            runner.health,
+            args.health_host,
+            args.health_port,
+            ready=lambda: answer(readiness(services)),
+            scrape=metrics.exposition,
+        ).start()
     log.info(
         "worker %s on %s, concurrency %d, handlers: %s%s",
         runner.worker_id,
@@ -130,9 +138,14 @@ def add_worker(sub: Any) -> None:
         "--health-port",
         type=_within(int, 0, 65535),
         default=0,
-        help="serve GET /health on this port (default 0: off)",
+        help="the runner's probe and metrics port: GET /health, /ready and /metrics, without"
+        " access control (default 0: off)",
     )
-    worker.add_argument("--health-host", default="127.0.0.1")
+    worker.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="the address the probe port listens on (default 127.0.0.1: this host only)",
+    )
     worker.add_argument(
         "--beat-interval-s",
         type=_within(float, limits.MIN_BEAT_INTERVAL_S, limits.MAX_BEAT_INTERVAL_S, " seconds"),
