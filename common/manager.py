@@ -258,7 +258,7 @@ class JobManager:
         cursor, stale = found
         lost = self.dispatcher.missing(ready_again(stale))
         made_ready = self.dispatcher.push(lost)
-        metrics.RECONCILER_PUSHES.inc(len(lost))
+        metrics.count_pushes(r.queue for r in lost)
         return cursor, len(lost), made_ready
 
     def reconcile_queues(self, queues: Sequence[str], limit: int = 1000) -> int:
@@ -266,7 +266,7 @@ class JobManager:
         (a burst runner asks before it exits)."""
         lost = self.dispatcher.missing(ready_again(self.store.waiting(queues, limit)))
         self.dispatcher.push(lost)
-        metrics.RECONCILER_PUSHES.inc(len(lost))
+        metrics.count_pushes(r.queue for r in lost)
         return len(lost)
 
     def restore_pauses(self) -> None:

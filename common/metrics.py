@@ -27,6 +27,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -109,7 +110,7 @@ LEASES_EXPIRED = Counter(
     "djs_leases_expired", "Active jobs whose lease expired, recovered by the janitor.", ["queue"]
 )
 RECONCILER_PUSHES = Counter(
-    "djs_reconciler_pushes", "Jobs Redis had lost that the reconciler made ready again."
+    "djs_reconciler_pushes", "Jobs Redis had lost that the reconciler pushed again.", ["queue"]
 )
 HTTP_REQUESTS = Counter(
     "djs_http_requests",
@@ -128,6 +129,20 @@ def queue_label(queue: str) -> str:
 
 def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def count_pushes(queues: Iterable[str]) -> None:
+    for queue in queues:
+        RECONCILER_PUSHES.labels(queue_label(queue)).inc()
+
+
+def after_fork() -> None:
+    """In a server process forked from a parent that imported this module before
+    PROMETHEUS_MULTIPROC_DIR was set (`djs api`'s granian forks its workers): values made from
+    now on go to the shared files. Every metric here has labels, so none has a value yet:
+    values are made at .labels()."""
+    if multiprocess():
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def exposition(extra: Iterable[Collector] = ()) -> bytes:

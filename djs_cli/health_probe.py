@@ -57,7 +57,9 @@ def _handler_for(
                 self._answer(404, {"error": {"message": f"no such path: {self.path[:100]}"}})
 
         def _not_found(self) -> None:
-            self._answer(404, {"error": {"message": "only GET is served"}})
+            self._answer(
+                404, {"error": {"message": "only GET /health, /ready and /metrics are served"}}
+            )
 
         do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_found
 

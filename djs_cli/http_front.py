@@ -90,6 +90,9 @@ def load_application(target: str) -> Callable[..., Any]:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _stop_with_parent()
+    from common.metrics import after_fork
+
+    after_fork()  # granian forked this process after PROMETHEUS_MULTIPROC_DIR was set
     module, _, name = target.partition(":")
     application: Callable[..., Any] = getattr(importlib.import_module(module), name)
     settle_gc()
