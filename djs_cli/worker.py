@@ -134,18 +134,7 @@ def add_worker(sub: Any) -> None:
         help="abandoned handler threads still running past which the worker drains and"
         f" re-executes itself (default: the concurrency, at least {MIN_MAX_LEAKED_THREADS})",
     )
-    worker.add_argument(
-        "--health-port",
-        type=_within(int, 0, 65535),
-        default=0,
-        help="the runner's probe and metrics port: GET /health, /ready and /metrics, without"
-        " access control (default 0: off)",
-    )
-    worker.add_argument(
-        "--health-host",
-        default="127.0.0.1",
-        help="the address the probe port listens on (default 127.0.0.1: this host only)",
-    )
+    _add_probe_port(worker)
     worker.add_argument(
         "--beat-interval-s",
         type=_within(float, limits.MIN_BEAT_INTERVAL_S, limits.MAX_BEAT_INTERVAL_S, " seconds"),
@@ -154,3 +143,19 @@ def add_worker(sub: Any) -> None:
         " (default: DJS_BEAT_INTERVAL_S, else 5)",
     )
     worker.set_defaults(func=cmd_worker)
+
+
+def _add_probe_port(parser: Any) -> None:
+    """The runner's probe and metrics port (djs_cli/health_probe.py)."""
+    parser.add_argument(
+        "--health-port",
+        type=_within(int, 0, 65535),
+        default=0,
+        help="the runner's probe and metrics port: GET /health, /ready and /metrics, without"
+        " access control (default 0: off)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="the address the probe port listens on (default 127.0.0.1: this host only)",
+    )

@@ -12,14 +12,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.metrics import OTHER, LabelCap
-from common.models import JOB_STATUSES
+from common.models import JOB_STATUSES, JobSubmission
 from common.services import Services
 from tests.helpers import (
     WAIT_S,
     free_port,
+    run_djs,
     start_api,
     start_djs,
     stop,
@@ -166,9 +168,13 @@ def _assert_depth_is_the_stores(services: Services, samples: Samples) -> None:
     assert _value(samples, "djs_queue_metrics_up") == 1
 
 
-def test_only_a_metrics_or_admin_key_scrapes(services: Services, env: dict[str, str]) -> None:
+def test_only_a_metrics_or_admin_key_scrapes(
+    services: Services, env: dict[str, str], tmp_path: Path
+) -> None:
     url = services.settings.database_url
-    scraper, submitter = make_key(url, "metrics"), make_key(url, "submitter")
+    made = run_djs(["keys", "create", "--role", "metrics", "--name", "scraper"], env, tmp_path)
+    assert made.returncode == 0, made.stderr
+    scraper, submitter = made.stdout.strip(), make_key(url, "submitter")
     admin = make_key(url, "admin")
     port, api = start_api(env)
     try:
@@ -223,3 +229,26 @@ def test_user_named_labels_are_capped() -> None:
     assert cap("b", "y") == ("b", "y")
     assert cap("c", "z") == (OTHER, OTHER)  # a third set folds into `other`
     assert cap("a", "x") == ("a", "x")  # the first ones keep their names
+
+
+def _counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_expired_leases_and_reconciler_pushes_are_counted(services: Services) -> None:
+    """In this process: the janitor's recovery and the reconciler's pushes, as a runner
+    process counts them (deltas: the registry is this test process's)."""
+    queue = "metered-upkeep"
+    manager = services.manager
+    leases, pushes = "djs_leases_expired_total", "djs_reconciler_pushes_total"
+    before = _counted(leases, queue=queue), _counted(pushes, queue=queue)
+    manager.enqueue([JobSubmission(type="echo", queue=queue)])
+    claim = manager.claim(queue, 1, "metrics-test", lease_s=0.05, idle=True)
+    assert len(claim.jobs) == 1
+    wait_until(lambda: manager.recover_stalled(10) == 1, "the lease to expire and be recovered")
+    assert _counted(leases, queue=queue) == before[0] + 1
+    # Written to Postgres only: Redis never heard of these two, so the reconciler pushes them.
+    for _ in range(2):
+        services.store.enqueue(JobSubmission(type="echo", queue=queue))
+    assert manager.reconcile_queues([queue]) == 2
+    assert _counted(pushes, queue=queue) == before[1] + 2
