@@ -60,7 +60,9 @@ class QueueCollector(Collector):
         runners = GaugeMetricFamily(
             "djs_runners_up", "Live runners serving the queue (registry).", labels=["queue"]
         )
-        named, rest = seen.names[: self.max_queues], seen.names[self.max_queues :]
+        # A queue a runner names but that has no jobs yet still has runners up.
+        names = sorted(set(seen.names) | set(seen.runners_named))
+        named, rest = names[: self.max_queues], names[self.max_queues :]
         for queue in named:
             counts = seen.counts.get(queue, {})
             for state in JOB_STATUSES:

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.metrics import OTHER, LabelCap
+from common.metrics_queues import QueueCollector
 from common.models import JOB_STATUSES, JobSubmission
 from common.services import Services
 from tests.helpers import (
@@ -252,3 +253,15 @@ def test_expired_leases_and_reconciler_pushes_are_counted(services: Services) ->
         services.store.enqueue(JobSubmission(type="echo", queue=queue))
     assert manager.reconcile_queues([queue]) == 2
     assert _counted(pushes, queue=queue) == before[1] + 2
+
+
+def test_queues_past_the_cap_are_summed_into_other(services: Services) -> None:
+    for queue, n in (("cap-a", 1), ("cap-b", 2), ("cap-c", 3)):
+        services.manager.enqueue([JobSubmission(type="echo", queue=queue) for _ in range(n)])
+    families = {f.name: f for f in QueueCollector(services.store, max_queues=1).collect()}
+    depth = {
+        (s.labels["queue"], s.labels["state"]): s.value for s in families["djs_queue_jobs"].samples
+    }
+    assert depth[("cap-a", "pending")] == 1
+    assert depth[(OTHER, "pending")] == 5  # cap-b and cap-c
+    assert {queue for queue, _ in depth} == {"cap-a", OTHER}
