@@ -9,6 +9,7 @@ from api_app.auth.refusal import match_policies_fast, refusals_in_our_shape
 from api_app.auth.verifier import KeyVerifier
 from api_app.cors import add_preflights, cors_headers, parse_origins
 from api_app.errors import chalice_errors_in_our_shape
+from api_app.http_metrics import count_requests
 from api_app.ratelimit import rate_limits, role_rates
 from api_app.routes.admin_site import admin_site_routes
 from api_app.routes.audit import audit_routes
@@ -18,6 +19,7 @@ from api_app.routes.health import health_routes
 from api_app.routes.job_actions import job_action_routes
 from api_app.routes.jobs import jobs_routes
 from api_app.routes.keys import key_routes
+from api_app.routes.metrics import metrics_routes
 from api_app.routes.queues import queues_routes
 from api_app.routes.stats import stats_routes
 from api_app.routes.workers import workers_routes
@@ -35,6 +37,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     # content type against this list (20 types by default, lower-cased on each check: 14 %
     # of a request's CPU); with none, nothing is base64-encoded, here or behind API Gateway.
     app.api.binary_types = []
+    app.register_middleware(count_requests, "http")  # outermost: every answer is counted
     app.register_middleware(chalice_errors_in_our_shape, "http")
     # Outermost first: a 429 carries the CORS headers too, so a dashboard can read it.
     origins = parse_origins(services.settings.cors_origins)
@@ -46,6 +49,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(bulk_routes(services))
     app.register_blueprint(queues_routes(services))
     app.register_blueprint(health_routes(services))
+    app.register_blueprint(metrics_routes(services))
     app.register_blueprint(key_routes(services, verifier))
     app.register_blueprint(audit_routes(services))
     app.register_blueprint(workers_routes(services))

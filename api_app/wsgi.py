@@ -34,6 +34,7 @@ from api_app.authorizer_cache import CachingAuthorizer
 from api_app.cors import allowed_origin_headers, parse_origins
 from api_app.errors import error_body
 from api_app.factory import create_app
+from common import metrics
 from common.services import Services
 from common.settings import Settings
 
@@ -64,6 +65,7 @@ _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 # Kept as in the request target (RFC 3986 pchar), so a path reaches Chalice as `chalice
 # local` passes it: %2F stays inside one path segment, %3F is not a query.
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Refused(Exception):
@@ -119,6 +121,8 @@ class ChaliceWSGI:
         config = cast(Config, _ResolvedConfig.of(app))
         self.gateway = chalice_local.LocalGateway(app, config)
         self.gateway._authorizer = CachingAuthorizer(app)  # what API Gateway does, too
+        # Only for the metrics of refusals the app never sees (it counts its own answers).
+        self._routes = chalice_local.RouteMatcher(list(app.routes))
         self.max_body_bytes = max_body_bytes
         # Servers copy the process environment into every environ (PEP 3333 allows it), so
         # an HTTP_PROXY set for the process would read as a request header.
@@ -136,8 +140,10 @@ class ChaliceWSGI:
                 refused.status, refused.code, refused.message, refused.details
             )
             headers.append(("Connection", "close"))
+            self._count_refusal(environ, status)
         except chalice_local.LocalGatewayException as exc:
             status, headers, payload = _gateway_error(exc)
+            self._count_refusal(environ, status)
             if self.cors_origins:
                 origin = environ.get("HTTP_ORIGIN")
                 headers += [("Vary", "Origin")]
@@ -145,11 +151,24 @@ class ChaliceWSGI:
         except Exception:
             log.exception("unhandled error")
             status, headers, payload = _error(500, "internal_error", "an internal error occurred")
+            self._count_refusal(environ, status)
         # The front's own headers replace the app's (the dashboard's routes send nosniff too,
         # for `chalice local`): a header sent twice would be read as a list.
         headers = [(name, value) for name, value in headers if name.lower() not in _OWN]
         start_response(_STATUS_LINES.get(status, f"{status} Unknown"), headers + _ALWAYS)
         return [payload]
+
+    def _count_refusal(self, environ: dict[str, Any], status: int) -> None:
+        """An answer the app's middleware did not see (api_app/http_metrics.py): counted by
+        its route template, or `unmatched`, never by its raw path."""
+        try:
+            route = self._routes.match_route(environ.get("PATH_INFO", "/")).route
+        except ValueError:
+            route = "unmatched"
+        method = str(environ.get("REQUEST_METHOD", ""))[:16]
+        if method not in _METHODS:
+            method = "other"
+        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """The request body (None when there is none, as `chalice local` passes it)."""

@@ -13,7 +13,11 @@ import re
 import secrets
 
 # Lowest to highest; each role may do everything the ones before it may (api_app/auth/roles.py).
-ROLES = ("submitter", "viewer", "operator", "admin")
+LADDER = ("submitter", "viewer", "operator", "admin")
+# A scrape key (migration 011): it may call the routes that need "metrics" and nothing else;
+# it is not above or below any role of the ladder. Admin may scrape too (admin may do all).
+METRICS = "metrics"
+ROLES = (*LADDER, METRICS)
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$"
 
 _PREFIX_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -43,4 +47,7 @@ def same_hash(a: bytes, b: bytes) -> bool:
 
 
 def at_least(role: str, minimum: str) -> bool:
-    return ROLES.index(role) >= ROLES.index(minimum)
+    """May a key of `role` call a route whose least role is `minimum`?"""
+    if role == METRICS or minimum == METRICS:
+        return role in (minimum, "admin")
+    return LADDER.index(role) >= LADDER.index(minimum)

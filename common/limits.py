@@ -88,3 +88,7 @@ def time_problem(when: datetime, window: timedelta | None = TIME_WINDOW) -> str 
     if not 1970 <= utc.year <= 9000:
         return "the time is out of range"
     return None
+
+
+MAX_METRIC_LABEL_SETS = 500  # distinct (queue, type) label sets a process's metrics keep
+MAX_METRIC_QUEUES = 500  # queues a scrape reports depth, lag and runners for

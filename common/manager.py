@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from common import metrics
 from common.audit import Actor, entry
 from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
 from common.errors import Conflict, DependencyDown, NotFound
@@ -36,6 +37,7 @@ from common.records import (
     Failure,
     Lease,
     Ready,
+    Recorded,
     ready_again,
 )
 from common.settings import Settings
@@ -146,6 +148,8 @@ class JobManager:
         stored = self.store.enqueue_many(jobs)
         crash_point("after_commit_before_push")
         new = [job for job, created in stored if created]
+        for job in new:
+            metrics.SUBMITTED.labels(*metrics.job_labels(job.queue, job.type)).inc()
         dispatched = self.dispatch([Ready(j.id, j.queue, j.priority, j.run_at) for j in new])
         return [Submitted(job, created, dispatched or not created) for job, created in stored]
 
@@ -157,19 +161,25 @@ class JobManager:
         if not popped.ids:
             return Claim([], popped)
         jobs = self.store.claim(popped.ids, worker, lease_s)
+        for job in jobs:
+            if job.waited_ms is not None:
+                lag = metrics.SCHEDULE_LAG.labels(metrics.queue_label(job.queue))
+                lag.observe(max(job.waited_ms, 0.0) / 1000)
         # Ids Postgres refused are not ours to run (done, cancelled, duplicate delivery).
         refused = set(popped.ids) - {job.id for job in jobs}
         if refused:
             self.polling.ack(queue, sorted(refused))
         return Claim(jobs, popped)
 
-    def record(self, done: Sequence[Completion], failed: Sequence[Failure]) -> int:
+    def record(self, done: Sequence[Completion], failed: Sequence[Failure]) -> Recorded:
         """complete + fail: record outcomes (raises DependencyDown if Postgres is down, so
-        the caller can wait and try again); return how many their lease fence refused."""
+        the caller can wait and try again); return what applied."""
         applied = self.store.complete(done)
         moved = self.store.fail(failed)
         self._redispatch(moved)
-        return len(done) - len(applied) + len(failed) - len(moved)
+        _count_failures(moved)
+        stale = len(done) - len(applied) + len(failed) - len(moved)
+        return Recorded(applied, moved, stale)
 
     def quarantine(self, job: ClaimedJob, error: BaseException) -> None:
         """Fail a claimed job whose outcome Postgres refuses (invalid_record), so the loop
@@ -218,7 +228,11 @@ class JobManager:
 
     def recover_stalled(self, limit: int) -> int:
         """Jobs whose lease expired -> pending again (or failed, stalled too often)."""
-        recovered = self._redispatch(self.store.recover_stalled(limit))
+        moved = self.store.recover_stalled(limit)
+        for d in moved:
+            metrics.LEASES_EXPIRED.labels(metrics.queue_label(d.queue)).inc()
+        _count_failures(moved)
+        recovered = self._redispatch(moved)
         if recovered:
             log.warning("recovered %d stalled jobs", len(recovered))
         return len(recovered)
@@ -243,13 +257,16 @@ class JobManager:
             return None
         cursor, stale = found
         lost = self.dispatcher.missing(ready_again(stale))
-        return cursor, len(lost), self.dispatcher.push(lost)
+        made_ready = self.dispatcher.push(lost)
+        metrics.count_pushes(r.queue for r in lost)
+        return cursor, len(lost), made_ready
 
     def reconcile_queues(self, queues: Sequence[str], limit: int = 1000) -> int:
         """Push these queues' waiting jobs that Redis lacks, however recent; return how many
         (a burst runner asks before it exits)."""
         lost = self.dispatcher.missing(ready_again(self.store.waiting(queues, limit)))
         self.dispatcher.push(lost)
+        metrics.count_pushes(r.queue for r in lost)
         return len(lost)
 
     def restore_pauses(self) -> None:
@@ -359,3 +376,11 @@ def _moved(row: dict[str, Any] | None, job_id: int, verb: str) -> dict[str, Any]
             f"cannot {verb} job {job_id}: it is {found}", {"id": job_id, "status": found}
         )
     return {k: v for k, v in row.items() if k not in ("found", "cancelled")}
+
+
+def _count_failures(moved: Sequence[Dispatch]) -> None:
+    """Jobs a guarded statement moved to failed, by reason (for the metrics)."""
+    for d in moved:
+        if d.status == "failed":
+            labels = metrics.job_labels(d.queue, d.type or metrics.OTHER)
+            metrics.FAILED.labels(*labels, d.fail_reason or "unknown").inc()

@@ -3,6 +3,7 @@ and what the runner reports. One home, so that no layer imports another for a da
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +58,9 @@ class Dispatch:
     status: str
     run_at: datetime | None
     suspect: bool = False  # stalled often enough to run alone (see recover_stalled)
+    # What fail_jobs and recover_stalled also return, for the metrics (common/metrics.py).
+    type: str | None = None
+    fail_reason: str | None = None
 
 
 def ready_again(dispatches: list[Dispatch]) -> list[Ready]:
@@ -93,6 +97,10 @@ class ClaimedJob:
     backoff: dict[str, Any]
     timeout_s: float | None
     lease_token: UUID
+    # A first attempt's wait from its run-at (or submission) to this claim (claim_jobs).
+    waited_ms: float | None = None
+    # When this process got the claim back, for the attempt duration metric.
+    claimed_at: float = field(default_factory=time.monotonic)
 
     @property
     def attempts_left(self) -> int:
@@ -136,3 +144,12 @@ class Failure:
     reason: str | None = None  # the fail_reason when there is no retry
     logs: list[str] = field(default_factory=list)
     progress: float | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a batch of outcomes did: the completions and failures that applied."""
+
+    completed: set[int]
+    failed: list[Dispatch]  # with their new status: failed, pending or delayed
+    stale: int  # outcomes their lease fence refused

@@ -29,7 +29,9 @@ import argparse
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,8 @@ from common.settings import Settings
 
 APPLICATION = "api_app.wsgi:application"
 MIB = 1024 * 1024
+# prometheus_client reads it when first imported: in each server process, after it is set.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ def load_application(target: str) -> Callable[..., Any]:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _stop_with_parent()
+    from common.metrics import after_fork
+
+    after_fork()  # granian forked this process after PROMETHEUS_MULTIPROC_DIR was set
     module, _, name = target.partition(":")
     application: Callable[..., Any] = getattr(importlib.import_module(module), name)
     settle_gc()
@@ -111,11 +118,31 @@ def _stop_with_parent() -> None:
 
 def serve(settings: Settings, options: FrontOptions) -> int:
     """Serve the API until SIGINT or SIGTERM; granian stops its workers gracefully."""
+    os.environ.update(worker_environment(settings, options))
+    made = _metrics_dir()
+    try:
+        return _serve(options)
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _metrics_dir() -> str | None:
+    """The processes' shared metrics directory (prometheus_client's multiprocess mode), set
+    before they start so that GET /metrics on any of them reports them all; return it if made
+    here (it is removed when the server stops). One the operator set is used and kept."""
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    made = tempfile.mkdtemp(prefix="djs-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made
+
+
+def _serve(options: FrontOptions) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
-    os.environ.update(worker_environment(settings, options))
     server = Granian(
         options.application,
         address=options.host,

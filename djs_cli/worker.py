@@ -31,6 +31,8 @@ def _signals_call(handler: Callable[[], None]) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from common import metrics
+    from common.readiness import answer, readiness
     from common.runner import parse_queues
     from common.runner.queues import check_strict
     from common.services import Services
@@ -57,7 +59,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     _signals_call(runner.stop)
     probe = None
     if args.health_port:
-        probe = HealthProbe(runner.health, args.health_host, args.health_port).start()
+        probe = HealthProbe(
+            runner.health,
+            args.health_host,
+            args.health_port,
+            ready=lambda: answer(readiness(services)),
+            scrape=metrics.exposition,
+        ).start()
     log.info(
         "worker %s on %s, concurrency %d, handlers: %s%s",
         runner.worker_id,
@@ -127,13 +135,7 @@ def add_worker(sub: Any) -> None:
         help="abandoned handler threads still running past which the worker drains and"
         f" re-executes itself (default: the concurrency, at least {MIN_MAX_LEAKED_THREADS})",
     )
-    worker.add_argument(
-        "--health-port",
-        type=_within(int, 0, 65535),
-        default=0,
-        help="serve GET /health on this port (default 0: off)",
-    )
-    worker.add_argument("--health-host", default="127.0.0.1")
+    _add_probe_port(worker)
     worker.add_argument(
         "--beat-interval-s",
         type=_within(float, limits.MIN_BEAT_INTERVAL_S, limits.MAX_BEAT_INTERVAL_S, " seconds"),
@@ -167,4 +169,20 @@ def _add_sizing(worker: Any) -> None:
         default=8,
         help="jobs this process runs at once, one thread each (default 8): high for handlers"
         " that wait on I/O, 1-2 per process for CPU-bound ones (run a process per core)",
+    )
+
+
+def _add_probe_port(parser: Any) -> None:
+    """The runner's probe and metrics port (djs_cli/health_probe.py)."""
+    parser.add_argument(
+        "--health-port",
+        type=_within(int, 0, 65535),
+        default=0,
+        help="the runner's probe and metrics port: GET /health, /ready and /metrics, without"
+        " access control (default 0: off)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="the address the probe port listens on (default 127.0.0.1: this host only)",
     )

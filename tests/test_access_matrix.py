@@ -19,40 +19,43 @@ from common.services import Services
 from common.store.keys import revoke_key
 from tests.keys import UNKNOWN_KEY, bearer, keyed, make_key
 
-ROLES = ("submitter", "viewer", "operator", "admin")
+ROLES = ("submitter", "viewer", "operator", "admin", "metrics")
 
-# (method, route) -> the status for a submitter, viewer, operator and admin key. The job in
-# a path belongs to another submitter key: a submitter does not even learn that it exists.
-EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
-    ("POST", "/jobs"): (201, 201, 201, 201),
-    ("POST", "/jobs/batch"): (201, 201, 201, 201),
-    ("GET", "/jobs"): (200, 200, 200, 200),
-    ("GET", "/jobs/{raw_id}"): (404, 200, 200, 200),
-    ("GET", "/queues"): (200, 200, 200, 200),
-    ("GET", "/me"): (200, 200, 200, 200),
-    ("GET", "/workers"): (403, 200, 200, 200),
-    ("GET", "/stats"): (403, 200, 200, 200),
-    ("POST", "/jobs/{raw_id}/retry"): (403, 403, 200, 200),
-    ("POST", "/jobs/{raw_id}/promote"): (403, 403, 200, 200),
-    ("POST", "/jobs/{raw_id}/cancel"): (403, 403, 200, 200),
-    ("POST", "/jobs/retry"): (403, 403, 200, 200),
-    ("POST", "/jobs/promote"): (403, 403, 200, 200),
-    ("POST", "/jobs/cancel"): (403, 403, 200, 200),
-    ("POST", "/jobs/redrive"): (403, 403, 200, 200),
-    ("POST", "/queues/{name}/pause"): (403, 403, 200, 200),
-    ("POST", "/queues/{name}/resume"): (403, 403, 200, 200),
-    ("DELETE", "/jobs/{raw_id}"): (403, 403, 403, 200),
-    ("POST", "/jobs/remove"): (403, 403, 403, 200),
-    ("PUT", "/queues/{name}/settings"): (403, 403, 403, 200),
-    ("POST", "/queues/{name}/clean"): (403, 403, 403, 200),
-    ("POST", "/keys"): (403, 403, 403, 201),
-    ("GET", "/keys"): (403, 403, 403, 200),
-    ("DELETE", "/keys/{key_id}"): (403, 403, 403, 200),
-    ("GET", "/audit"): (403, 403, 403, 200),
+# (method, route) -> the status for a submitter, viewer, operator, admin and metrics key.
+# The job in a path belongs to another submitter key: a submitter does not even learn that it
+# exists. A metrics key (a scraper's) may call GET /metrics and nothing else.
+EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
+    ("POST", "/jobs"): (201, 201, 201, 201, 403),
+    ("POST", "/jobs/batch"): (201, 201, 201, 201, 403),
+    ("GET", "/jobs"): (200, 200, 200, 200, 403),
+    ("GET", "/jobs/{raw_id}"): (404, 200, 200, 200, 403),
+    ("GET", "/queues"): (200, 200, 200, 200, 403),
+    ("GET", "/me"): (200, 200, 200, 200, 403),
+    ("GET", "/workers"): (403, 200, 200, 200, 403),
+    ("GET", "/stats"): (403, 200, 200, 200, 403),
+    ("POST", "/jobs/{raw_id}/retry"): (403, 403, 200, 200, 403),
+    ("POST", "/jobs/{raw_id}/promote"): (403, 403, 200, 200, 403),
+    ("POST", "/jobs/{raw_id}/cancel"): (403, 403, 200, 200, 403),
+    ("POST", "/jobs/retry"): (403, 403, 200, 200, 403),
+    ("POST", "/jobs/promote"): (403, 403, 200, 200, 403),
+    ("POST", "/jobs/cancel"): (403, 403, 200, 200, 403),
+    ("POST", "/jobs/redrive"): (403, 403, 200, 200, 403),
+    ("POST", "/queues/{name}/pause"): (403, 403, 200, 200, 403),
+    ("POST", "/queues/{name}/resume"): (403, 403, 200, 200, 403),
+    ("DELETE", "/jobs/{raw_id}"): (403, 403, 403, 200, 403),
+    ("POST", "/jobs/remove"): (403, 403, 403, 200, 403),
+    ("PUT", "/queues/{name}/settings"): (403, 403, 403, 200, 403),
+    ("POST", "/queues/{name}/clean"): (403, 403, 403, 200, 403),
+    ("POST", "/keys"): (403, 403, 403, 201, 403),
+    ("GET", "/keys"): (403, 403, 403, 200, 403),
+    ("DELETE", "/keys/{key_id}"): (403, 403, 403, 200, 403),
+    ("GET", "/audit"): (403, 403, 403, 200, 403),
+    ("GET", "/metrics"): (403, 403, 403, 200, 200),
 }
 # Answered without a key, whatever key is sent (health: Postgres and Redis are up).
 PUBLIC = {
     ("GET", "/health"): 200,
+    ("GET", "/ready"): 200,  # a migrated database, Postgres and Redis up
     ("GET", "/openapi.json"): 200,
     ("GET", "/admin/queues"): 200,  # the dashboard's page and files hold no data
     ("GET", "/admin/queues/assets/{asset}"): 200,
@@ -214,6 +217,8 @@ def test_the_document_says_which_routes_need_a_key_and_which_role(matrix: Fixtur
         least = next(role for role, s in zip(ROLES, statuses, strict=True) if s < 400)
         if statuses[0] == 404:  # a submitter may call it, for its own jobs
             least = "submitter"
+        if statuses[-1] < 400:  # a scrape key's route: no other role of the ladder but admin
+            least = "metrics"
         assert operation["security"] == [{"bearer": []}], (method, route)
         assert operation["x-djs-role"] == least, (method, route)
         assert {"401", "403"} <= set(operation["responses"]), (method, route)

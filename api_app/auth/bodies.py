@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from common.apikeys import KEY_NAME_PATTERN, MAX_RATE_PER_S
 from common.models import Float
 
-Role = Literal["submitter", "viewer", "operator", "admin"]
+Role = Literal["submitter", "viewer", "operator", "admin", "metrics"]
 
 
 class _Closed(BaseModel):

@@ -15,7 +15,7 @@ class Caller:
 
     key_id: int
     name: str
-    role: str  # "submitter" | "viewer" | "operator" | "admin"
+    role: str  # "submitter" | "viewer" | "operator" | "admin" | "metrics"
     request_id: str  # the API Gateway request id of this request
     rate_per_s: float | None  # the key's override, None = the role's default
 

@@ -13,6 +13,7 @@ from common.apikeys import ROLES, at_least
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/health"),
+        ("GET", "/ready"),
         ("GET", "/openapi.json"),
         ("GET", "/admin/queues"),
         ("GET", "/admin/queues/assets/{asset}"),
@@ -48,6 +49,8 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/keys"): "admin",
     ("DELETE", "/keys/{key_id}"): "admin",
     ("GET", "/audit"): "admin",
+    # A scrape key's one route (and admin's: admin may call every route).
+    ("GET", "/metrics"): "metrics",
 }
 
 # The least role that reads every job, with tracebacks and worker names; below it (a

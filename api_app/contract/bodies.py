@@ -166,6 +166,11 @@ class Health(_Closed):
     checks: dict[str, Literal["ok"]]
 
 
+class Ready(_Closed):
+    status: Literal["ok"]
+    checks: dict[str, Literal["ok"]] = Field(description="postgres, redis and migrations.")
+
+
 class OpenApiDocument(BaseModel):
     """This document (GET /openapi.json)."""
 

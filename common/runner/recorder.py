@@ -7,11 +7,11 @@ import queue
 import time
 from collections.abc import Callable
 
-from common import limits
+from common import limits, metrics
 from common.errors import DependencyDown
 from common.manager import JobManager
 from common.reconnect import ReconnectBackoff
-from common.records import Completion, Failure
+from common.records import Completion, Failure, Recorded
 from common.runner import lifecycle
 from common.runner.executor import Outcome
 from common.runner.health import Pulse
@@ -32,6 +32,9 @@ class Recorder:
         self.pulse = Pulse(_IDLE_BEAT_S)
 
     def put(self, outcome: Outcome) -> None:
+        job = outcome.job
+        duration = metrics.ATTEMPT_DURATION.labels(*metrics.job_labels(job.queue, job.type))
+        duration.observe(time.monotonic() - job.claimed_at)
         self._outcomes.put(outcome)
 
     def finish(self) -> None:
@@ -96,15 +99,30 @@ class Recorder:
         backoff = ReconnectBackoff()
         while True:
             try:
-                stale = self.manager.record(completions, failures)
+                recorded = self.manager.record(completions, failures)
                 break
             except DependencyDown as exc:
                 self.pulse.beat()  # waiting out an outage is progress; a hang is not
                 delay = backoff.next_delay()
                 log.warning("cannot record outcomes: %s; retrying in %.2f s", exc.message, delay)
                 time.sleep(delay)
-        if stale:
-            log.warning("%d outcomes refused by their lease fence (job no longer ours)", stale)
+        if recorded.stale:
+            log.warning(
+                "%d outcomes refused by their lease fence (job no longer ours)", recorded.stale
+            )
+        _count(batch, recorded)
+
+
+def _count(batch: list[Outcome], recorded: Recorded) -> None:
+    """Completions and retries that applied, for the metrics (the manager counts failures:
+    the janitor fails jobs too)."""
+    retried = {d.id for d in recorded.failed if d.status != "failed"}
+    for outcome in batch:
+        job = outcome.job
+        if job.id in recorded.completed:
+            metrics.COMPLETED.labels(*metrics.job_labels(job.queue, job.type)).inc()
+        elif job.id in retried:
+            metrics.RETRIED.labels(*metrics.job_labels(job.queue, job.type)).inc()
 
 
 def _text(value: str, limit: int = limits.MAX_ERROR_CHARS) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from common.store.sqlfile import migration_files
 
@@ -32,3 +34,20 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             )
             applied.append(name)
     return applied
+
+
+def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:
+    """The migration files not applied to this database, in order (all: never migrated)."""
+    cur = conn.cursor(row_factory=tuple_row)  # whatever rows the connection makes
+    exists = cur.execute("SELECT to_regclass('djs_migrations') IS NOT NULL").fetchone()
+    done: set[int] = set()
+    if exists and exists[0]:
+        rows = cur.execute("SELECT number FROM djs_migrations").fetchall()
+        done = {int(row[0]) for row in rows}
+    return [name for number, name, _ in _files() if number not in done]
+
+
+@functools.cache
+def _files() -> tuple[tuple[int, str, str], ...]:
+    """Read once: a readiness probe asks every few seconds."""
+    return tuple(migration_files())

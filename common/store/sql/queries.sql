@@ -117,10 +117,12 @@ WITH claimed AS (
            CASE WHEN attempts = 1 AND isfinite(due)
                 THEN extract(epoch FROM now() - due) * 1000 END
     FROM claimed
+    RETURNING job_id, waited_ms
 )
-SELECT id, queue, type, payload, priority, attempts, max_attempts, attempt_offset, backoff,
-       timeout_s, lease_token
-FROM claimed;
+-- waited_ms feeds the runner's schedule lag histogram (common/metrics.py).
+SELECT c.id, c.queue, c.type, c.payload, c.priority, c.attempts, c.max_attempts,
+       c.attempt_offset, c.backoff, c.timeout_s, c.lease_token, o.waited_ms
+FROM claimed c JOIN opened o ON o.job_id = c.id;
 
 -- name: complete_jobs
 -- active -> completed for a batch. The lease token fences a runner whose lease has lapsed.
@@ -167,7 +169,8 @@ WITH outcome AS (
         lease_expires_at = NULL, progress = o.progress, updated_at = now(), changed_by = 'runner'
     FROM outcome o
     WHERE j.id = o.id AND j.status = 'active' AND j.lease_token = o.token
-    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
+    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
+              j.type, j.fail_reason::text AS fail_reason
 ), closed AS (
     UPDATE job_attempts a
     SET outcome = CASE WHEN d.status = 'failed' THEN 'failed' ELSE 'retried' END,
@@ -177,7 +180,7 @@ WITH outcome AS (
     FROM done d JOIN outcome o ON o.id = d.id
     WHERE a.job_id = d.id AND a.attempt = d.attempts
 )
-SELECT id, queue, priority, status, run_at FROM done;
+SELECT id, queue, priority, status, run_at, type, fail_reason FROM done;
 
 -- name: quarantine_job
 -- A job a background loop could not process (its outcome refused by Postgres, a row that
@@ -256,14 +259,14 @@ WITH expired AS (
     FROM expired e
     WHERE j.id = e.id AND j.status = 'active'
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
-              {{suspect}}
+              {{suspect}}, j.type, j.fail_reason::text AS fail_reason
 ), closed AS (
     UPDATE job_attempts a
     SET outcome = 'stalled', finished_at = now(), error_type = 'Stalled',
         error_message = 'the runner stopped renewing its lease'
     FROM moved m WHERE a.job_id = m.id AND a.attempt = m.attempts
 )
-SELECT id, queue, priority, status, run_at, suspect FROM moved;
+SELECT id, queue, priority, status, run_at, suspect, type, fail_reason FROM moved;
 
 -- name: save_progress
 UPDATE jobs j SET progress = p.progress
