@@ -44,13 +44,22 @@ command -v docker >/dev/null || die "no docker CLI on PATH"
 export COMPOSE_PROJECT_NAME="djs-compose-test-$$"
 export COMPOSE_FILE="$REPO/docker-compose.yml"
 unset COMPOSE_PROFILES
-export DJS_KEY_PEPPER="compose-test-pepper-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-# The host port of the API: 8000 as in the README, unless something there already answers.
-export DJS_API_PORT="${DJS_API_PORT:-8000}"
+DJS_KEY_PEPPER="compose-test-pepper-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export DJS_KEY_PEPPER
+# The host port of the API: 8000 as in the README, unless something there already answers
+# (a `djs dev` on this machine); then a free one.
+if [ -z "${DJS_API_PORT:-}" ]; then
+  DJS_API_PORT=8000
+  if (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null; then
+    DJS_API_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  fi
+fi
+export DJS_API_PORT
 # The legacy builder takes a local image for FROM instead of asking a registry for it.
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 
 TMP=""
+HAD_DOCKER0=""
 TMP_BODY="$(mktemp)"
 DOCKERD_PID=""
 STACK_UP=""
@@ -79,6 +88,9 @@ cleanup() {
     done
     # Mounts left under the temp dir by a hard kill would keep rm -rf from removing it.
     grep -o " $TMP/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    # dockerd leaves its default bridge behind; drop it if this run made it. (Its iptables
+    # chains stay: another engine may share them, and a next dockerd reuses them.)
+    [ -z "$HAD_DOCKER0" ] && ip link delete docker0 2>/dev/null
   fi
   if [ -n "$TMP" ]; then
     for _ in 1 2 3; do rm -rf "$TMP" 2>/dev/null && break; sleep 1; done
@@ -104,6 +116,7 @@ start_engine() {
       >/dev/null 2>&1 || skip "apt-get install docker.io failed"
   fi
   [ "$(id -u)" = 0 ] || skip "dockerd needs root"
+  ip link show docker0 >/dev/null 2>&1 && HAD_DOCKER0=1
   TMP="$(mktemp -d /tmp/djs-compose-test.XXXXXX)"
   mkdir -p "$TMP/data" "$TMP/exec"
   export DOCKER_HOST="unix://$TMP/docker.sock"
