@@ -32,6 +32,14 @@ test: lint
 chaos: $(STAMP)
 	DJS_CHAOS=full DJS_CHAOS_RESULTS=chaos-results $(BIN)/pytest tests/chaos -p no:xdist -s -q
 
+## Run docker-compose.yml for real (minutes): its own dockerd, locally built base images,
+## `up --build --wait --scale worker=3`, jobs through the API, then everything torn down
+## (infra/compose-test/run.sh). Where no engine can run it says COMPOSE TEST SKIPPED and
+## fails (exit 77), unless DJS_COMPOSE_SKIP_OK=1 (as .ci/run sets it).
+.PHONY: compose-test
+compose-test: $(STAMP)
+	infra/compose-test/run.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
