@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from common.services import Services
@@ -58,9 +59,19 @@ def _job(http: Http, job_id: int, status: str) -> Any:
     return wait_until(done, f"job {job_id} {status}")
 
 
-def test_api_and_worker_log_json_lines_with_job_context_and_no_secrets(
-    env: dict[str, str], admin_key: str, services: Services
-) -> None:
+@dataclass
+class _Run:
+    ok: Any  # the completing job as submitted, and as the API showed it at its end
+    done: Any
+    bad: Any
+    failed: Any
+    page: Any  # GET /jobs of the queue
+    api_lines: list[str]
+    worker_lines: list[str]
+
+
+def _run_two_jobs(env: dict[str, str], admin_key: str) -> _Run:
+    """A real djs api (access log on) and djs worker at debug; one job completes, one fails."""
     env = {**env, "DJS_LOG_LEVEL": "debug"}
     port = free_port()
     api = _start(["api", "--host", "127.0.0.1", "--port", str(port), "--access-log"], env)
@@ -83,57 +94,66 @@ def test_api_and_worker_log_json_lines_with_job_context_and_no_secrets(
         failed = _job(http, bad["id"], "failed")
         code, page = http.request("GET", "/jobs?queue=logs")
         assert code == 200
-        answers = json.dumps([done, failed, page])
         http.close()
     finally:
         api_lines, worker_lines = _log_of(api), _log_of(worker)
+    return _Run(ok, done, bad, failed, page, api_lines, worker_lines)
 
-    # The API shows the secrets redacted, to an admin too; the handler had the real ones,
-    # and Postgres keeps them.
+
+def test_api_and_worker_log_json_lines_with_job_context_and_no_secrets(
+    env: dict[str, str], admin_key: str, services: Services
+) -> None:
+    run = _run_two_jobs(env, admin_key)
+    for secret in SECRETS:
+        assert not [line for line in run.api_lines + run.worker_lines if secret in line]
+    api_log = _parsed(run.api_lines, "djs api")
+    worker_log = _parsed(run.worker_lines, "djs worker")
+    _check_answers(run, services)
+    _check_job_lines(run, worker_log)
+    access = [r for r in api_log if r["logger"] == "djs.access"]
+    gets = [r for r in access if r["route"] == "/jobs/{raw_id}" and r["method"] == "GET"]
+    assert gets and all(r["status"] == 200 and r["key_id"] for r in gets)
+    assert all(admin_key not in line for line in run.api_lines)
+
+
+def _check_answers(run: _Run, services: Services) -> None:
+    """The API shows the secrets redacted, to an admin too; the handler had the real ones,
+    and Postgres keeps them."""
+    answers = json.dumps([run.done, run.failed, run.page])
     for secret in SECRETS:
         assert secret not in answers
-    assert done["payload"] == {
+    assert run.done["payload"] == {
         "user": "a",
         "password": "[redacted]",
         "nested": {"Token": "[redacted]"},
     }
-    assert done["result"]["password_len"] == len("hunter2")
-    assert done["result"]["token"] == "[redacted]"
-    [listed] = [job for job in page["jobs"] if job["id"] == ok["id"]]
+    assert run.done["result"]["password_len"] == len("hunter2")
+    assert run.done["result"]["token"] == "[redacted]"
+    [listed] = [job for job in run.page["jobs"] if job["id"] == run.ok["id"]]
     assert listed["payload"]["password"] == "[redacted]"
-    stored = services.store.get(ok["id"])
+    stored = services.store.get(run.ok["id"])
     assert stored is not None
     assert stored.payload == SECRET_PAYLOAD
     assert stored.result["token"] == "t0ken-zz"
 
-    for secret in SECRETS:
-        assert not [line for line in api_lines + worker_lines if secret in line]
-    api_log = _parsed(api_lines, "djs api")
-    worker_log = _parsed(worker_lines, "djs worker")
 
+def _check_job_lines(run: _Run, worker_log: list[dict[str, Any]]) -> None:
+    ok, bad = run.ok["id"], run.bad["id"]
     job_lines = [r for r in worker_log if "job_id" in r]
+    by_job = {ok: "secret_echo", bad: "kaput"}
     for record in job_lines:
         assert all(field in record for field in JOB_FIELDS), record
-        assert record["queue"] == "logs"
-        assert record["worker"]
-    by_job = {ok["id"]: "secret_echo", bad["id"]: "kaput"}
-    for record in job_lines:
+        assert (record["queue"], record["attempt"]) == ("logs", 1), record
         assert record["type"] == by_job[record["job_id"]], record
-        assert record["attempt"] == 1
+        assert record["worker"] == run.done["worker"], record
     msgs = {(r["job_id"], r["msg"], r["level"]) for r in job_lines}
-    assert (ok["id"], "attempt started", "debug") in msgs
-    assert (ok["id"], "attempt completed", "info") in msgs
-    [failure] = [r for r in job_lines if r["job_id"] == bad["id"] and r["level"] == "info"]
+    assert (ok, "attempt started", "debug") in msgs
+    assert (ok, "attempt completed", "info") in msgs
+    [failure] = [r for r in job_lines if r["job_id"] == bad and r["level"] == "info"]
     assert failure["msg"] == "attempt failed: ValueError"
     assert failure["error_type"] == "ValueError"
     assert failure["error"] == "kaput on purpose"
     assert failure["duration_ms"] >= 0
-    assert done["worker"] == failure["worker"]
-
-    access = [r for r in api_log if r["logger"] == "djs.access"]
-    gets = [r for r in access if r["route"] == "/jobs/{raw_id}" and r["method"] == "GET"]
-    assert gets and all(r["status"] == 200 and r["key_id"] for r in gets)
-    assert all(admin_key not in line for line in api_lines)
 
 
 def test_warning_level_drops_info_lines(env: dict[str, str], services: Services) -> None:
