@@ -11,6 +11,7 @@ own cache (api_app/auth/verifier.py).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -26,17 +27,30 @@ class CachingAuthorizer(chalice_local.LocalGatewayAuthorizer):
         super().__init__(app)
         self.ttl_s = ttl_s
         self._answers: dict[tuple[str, str, str], tuple[dict[str, Any], float]] = {}
+        # The route and key of this thread's request, for the access log (api_app/wsgi.py).
+        self.seen = threading.local()
+
+    def forget(self) -> None:
+        """A new request on this thread: nothing seen yet."""
+        self.seen.route = self.seen.key_id = None
+
+    def _saw(self, request: dict[str, Any]) -> None:
+        self.seen.key_id = (request.get("authorizer") or {}).get("key_id")
 
     def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
         request = lambda_event["requestContext"]
+        self.seen.route = request.get("resourcePath")
         token = lambda_event["headers"].get("authorization")
         if token is None or self.ttl_s <= 0:
-            return super().authorize(raw_path, lambda_event, lambda_context)
+            answer = super().authorize(raw_path, lambda_event, lambda_context)
+            self._saw(request)
+            return answer
         key = (token, request["httpMethod"], request["resourcePath"])
         now = time.monotonic()
         kept = self._answers.get(key)
         if kept is not None and kept[1] > now:
             request["authorizer"] = dict(kept[0])
+            self._saw(request)
             return lambda_event, lambda_context
         answer = super().authorize(raw_path, lambda_event, lambda_context)  # raises a refusal
         granted = request.get("authorizer")
@@ -44,4 +58,5 @@ class CachingAuthorizer(chalice_local.LocalGatewayAuthorizer):
             if len(self._answers) >= MAX_ANSWERS:
                 self._answers.clear()
             self._answers[key] = (dict(granted), now + self.ttl_s)
+        self._saw(request)
         return answer

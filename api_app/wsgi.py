@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -39,6 +40,7 @@ from common.services import Services
 from common.settings import Settings
 
 log = logging.getLogger("djs.api")
+access = logging.getLogger("djs.access")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 Headers = list[tuple[str, str]]
@@ -53,6 +55,9 @@ class FrontSettings(BaseSettings):
 
     # The largest request body accepted; a larger one is refused (413) before it is read.
     max_body_bytes: int = MIB
+    # One log line per request (djs api --access-log): method, route, status, duration_ms
+    # and the key's id (never the key).
+    access_log: bool = False
 
 
 # Every response carries these. `Server` replaces the server's own banner: it names the
@@ -111,7 +116,11 @@ class ChaliceWSGI:
     """A WSGI application that serves a Chalice app the way API Gateway would."""
 
     def __init__(
-        self, app: Chalice, max_body_bytes: int = MIB, cors_origins: frozenset[str] = frozenset()
+        self,
+        app: Chalice,
+        max_body_bytes: int = MIB,
+        cors_origins: frozenset[str] = frozenset(),
+        access_log: bool | None = None,
     ) -> None:
         self.app = thread_local_requests(app)
         # The authorizer's 401/403 and the gateway's own refusals never reach the app's CORS
@@ -120,15 +129,41 @@ class ChaliceWSGI:
         self.cors_origins = cors_origins
         config = cast(Config, _ResolvedConfig.of(app))
         self.gateway = chalice_local.LocalGateway(app, config)
-        self.gateway._authorizer = CachingAuthorizer(app)  # what API Gateway does, too
+        self.authorizer = CachingAuthorizer(app)  # what API Gateway does, too
+        self.gateway._authorizer = self.authorizer
         # Only for the metrics of refusals the app never sees (it counts its own answers).
         self._routes = chalice_local.RouteMatcher(list(app.routes))
+        # None: as the front was told (djs api --access-log sets DJS_HTTP_ACCESS_LOG), so
+        # an application of one's own served by the front logs its requests too.
+        self.access_log = FrontSettings().access_log if access_log is None else access_log
         self.max_body_bytes = max_body_bytes
         # Servers copy the process environment into every environ (PEP 3333 allows it), so
         # an HTTP_PROXY set for the process would read as a request header.
         self._inherited = {k: v for k, v in os.environ.items() if k.startswith("HTTP_")}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not self.access_log:
+            return self._serve(environ, start_response)[1]
+        started = time.monotonic()
+        self.authorizer.forget()
+        status, answer = self._serve(environ, start_response)
+        seen = self.authorizer.seen
+        access.info(
+            "request",
+            extra={
+                "method": environ.get("REQUEST_METHOD"),
+                # The route's template (/jobs/{raw_id}), not the path: no ids, no query.
+                "route": seen.route,
+                "status": status,
+                "duration_ms": round((time.monotonic() - started) * 1000, 3),
+                "key_id": seen.key_id,
+            },
+        )
+        return answer
+
+    def _serve(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> tuple[int, list[bytes]]:
         try:
             body = self._body(environ)
             response = self.gateway.handle_request(
@@ -156,7 +191,7 @@ class ChaliceWSGI:
         # for `chalice local`): a header sent twice would be read as a list.
         headers = [(name, value) for name, value in headers if name.lower() not in _OWN]
         start_response(_STATUS_LINES.get(status, f"{status} Unknown"), headers + _ALWAYS)
-        return [payload]
+        return status, [payload]
 
     def _count_refusal(self, environ: dict[str, Any], status: int) -> None:
         """An answer the app's middleware did not see (api_app/http_metrics.py): counted by
@@ -276,7 +311,8 @@ def _gateway_error(exc: chalice_local.LocalGatewayException) -> tuple[int, Heade
 
 def build_application(settings: Settings, front: FrontSettings) -> ChaliceWSGI:
     app = create_app(Services.connect(settings))
-    return ChaliceWSGI(app, front.max_body_bytes, parse_origins(settings.cors_origins))
+    origins = parse_origins(settings.cors_origins)
+    return ChaliceWSGI(app, front.max_body_bytes, origins, front.access_log)
 
 
 def __getattr__(name: str) -> Any:

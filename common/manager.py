@@ -20,6 +20,7 @@ from common.audit import Actor, entry
 from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
 from common.errors import Conflict, DependencyDown, NotFound
 from common.faults import crash_point
+from common.logs import job_fields
 from common.models import (
     CleanRequest,
     JobDetail,
@@ -181,12 +182,17 @@ class JobManager:
         stale = len(done) - len(applied) + len(failed) - len(moved)
         return Recorded(applied, moved, stale)
 
-    def quarantine(self, job: ClaimedJob, error: BaseException) -> None:
+    def quarantine(self, job: ClaimedJob, error: BaseException, worker: str | None = None) -> None:
         """Fail a claimed job whose outcome Postgres refuses (invalid_record), so the loop
         that records outcomes goes on; its id leaves the dispatcher."""
         text = f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
         if self.store.quarantine(job.id, job.lease_token, text.replace("\x00", "")):
-            log.error("job %d quarantined (invalid_record): %s", job.id, text[:200])
+            log.error(
+                "job %d quarantined (invalid_record): %s",
+                job.id,
+                text[:200],
+                extra=job_fields(job, worker),
+            )
 
     def settle(self, jobs: Sequence[ClaimedJob]) -> None:
         """After record: the claims are settled, Redis may forget them."""

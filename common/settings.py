@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import limits
+from common.redact import DEFAULT_SENSITIVE_FIELDS
 
 
 class Settings(BaseSettings):
@@ -64,3 +65,10 @@ class Settings(BaseSettings):
     key_cache_s: float = Field(default=30.0, ge=0, le=30)
     # How often an API process writes its keys' last use (one UPDATE for all of them).
     key_touch_interval_s: float = Field(default=30.0, gt=0)
+    # Logging of the long-running commands (djs api, worker, dev): the least level shown,
+    # and the format: `json` (one object per line) or `text` (for a human at a terminal).
+    log_level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+    log_format: str | None = Field(default=None, pattern=r"^(json|text)$")
+    # Payload and result fields (comma-separated names, any case, at any depth) whose values
+    # are shown as `[redacted]` in logs and in the API's job reads (common/redact.py).
+    sensitive_fields: str = DEFAULT_SENSITIVE_FIELDS

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+from common.redact import without_password
 from common.settings import Settings
 from common.store.migrate import migrate
 from djs_cli import devstate
@@ -26,7 +27,6 @@ from djs_cli.devkeys import DevKeys, ensure_dev_keys
 from djs_cli.devservers import DevServices, provide
 from djs_cli.errors import CliError
 from djs_cli.net import answers_health, client_url, ensure_port_free
-from djs_cli.redact import without_password
 
 POLL_S = 0.2
 # The API answers /health within a second or two of starting; a minute means it never will.

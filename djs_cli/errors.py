@@ -16,8 +16,8 @@ import redis
 from pydantic import ValidationError
 
 from common.errors import DependencyDown, DjsError, InvalidInput
+from common.redact import without_password
 from common.settings import Settings
-from djs_cli.redact import without_password
 
 USAGE = 2
 FAILURE = 1

@@ -38,9 +38,16 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from common.logs import JSON, configure_for
 from common.settings import Settings
 
 APPLICATION = "api_app.wsgi:application"
+_GRANIAN_LOGGING: dict[str, Any] = {
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    }
+}
 MIB = 1024 * 1024
 # prometheus_client reads it when first imported: in each server process, after it is set.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -76,6 +83,8 @@ def worker_environment(settings: Settings, options: FrontOptions) -> dict[str, s
             value = value.get_secret_value()
         env[alias if isinstance(alias, str) else f"DJS_{name.upper()}"] = str(value)
     env["DJS_HTTP_MAX_BODY_BYTES"] = str(options.max_body_bytes)
+    env["DJS_HTTP_ACCESS_LOG"] = "1" if options.access_log else "0"
+    env["DJS_LOG_FORMAT"] = settings.log_format or JSON  # the API logs JSON unless told
     return env
 
 
@@ -86,9 +95,7 @@ def load_application(target: str) -> Callable[..., Any]:
 
     from djs_cli.gc_tuning import settle_gc
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_for(Settings())  # what the parent chose, passed in the environment
     _stop_with_parent()
     from common.metrics import after_fork
 
@@ -158,13 +165,19 @@ def _serve(options: FrontOptions) -> int:
             keep_alive=True,
         ),
         websockets=False,
-        log_access=options.access_log,
+        # The application logs each request itself (api_app/wsgi.py): with its route and
+        # key id, as JSON; granian's own access log knows neither.
+        log_access=False,
+        # granian's loggers write text to stdout by default: theirs go to the root logger
+        # instead, formatted as every other line (common/logs.py).
+        log_dictconfig=_GRANIAN_LOGGING,
         # A worker that will not stop (a request stuck on a dead dependency) is killed.
         workers_kill_timeout=30,
     )
     # granian warns when a process may run more Python threads than 2 x cores + 1; ours
     # mostly wait on Postgres and Redis, and the group commit needs them waiting together.
     logging.getLogger("_granian").addFilter(_NotTheThreadsWarning())
+    configure_for(settings)  # granian's dictConfig closed the handlers installed before
     server.on_startup(
         lambda: print(f"djs api listening on http://{options.host}:{options.port}", flush=True)
     )

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import psycopg
 
 from common.errors import NotFound
+from common.logs import JSON, TEXT, TEXT_FORMAT, configure_for
 from common.settings import Settings
 from common.store.migrate import migrate
 from djs_cli.admin import add_admin_commands
@@ -185,6 +186,13 @@ def build_parser() -> Parser:
     adders = (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands)
     for add in (*adders, add_key_commands, add_workers_command, add_dashboard_commands):
         add(sub)
+    for name in sorted(_LONG_RUNNING):
+        sub.choices[name].add_argument(
+            "--log-level",
+            choices=_LOG_LEVELS,
+            type=str.lower,
+            help="the least level logged (default: DJS_LOG_LEVEL, else info)",
+        )
     # Named from the parsers themselves, so the list cannot fall behind.
     parser.description = (
         f"djs, a distributed job system. Commands: {', '.join(sub.choices)}."
@@ -195,6 +203,8 @@ def build_parser() -> Parser:
 
 # Commands that run until stopped, logging as they go.
 _LONG_RUNNING = {"dev", "api", "worker", "bench"}
+_TEXT_BY_DEFAULT = {"dev", "bench"}
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -203,18 +213,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings() if args.command == "dev" else settings_with_dev_servers()
 
 
+def _logging_for(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Configure logging for a long-running command: --log-level over DJS_LOG_LEVEL; JSON
+    lines unless DJS_LOG_FORMAT says text, except `djs dev` (a human at a terminal) and
+    `djs bench` (it prints a report), which default to text. The settings returned carry
+    the choice, so the API's server processes make the same one."""
+    fmt = settings.log_format or (TEXT if args.command in _TEXT_BY_DEFAULT else JSON)
+    update = {"log_format": fmt}
+    if getattr(args, "log_level", None):
+        update["log_level"] = args.log_level
+    settings = settings.model_copy(update=update)
+    configure_for(settings)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # A one-shot command says what it did or why it failed, in one line: the pool's retries
-    # and the store's warnings about a server that is down would only bury that line.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command not in _LONG_RUNNING:
+    long_running = args.command in _LONG_RUNNING
+    logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT)  # until the settings are read
+    if not long_running:
+        # A one-shot command says what it did or why it failed, in one line: the pool's
+        # retries and the store's warnings about a server that is down would only bury it.
         logging.disable(logging.WARNING)  # psycopg sets its own loggers' levels
     settings: Settings | None = None
     try:
         settings = _settings(args)
+        if long_running:
+            settings = _logging_for(settings, args)
         return int(args.func(settings, args))
     except Exception as exc:
         failure = explain(exc, settings)

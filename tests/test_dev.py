@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from common.redact import without_password
 from common.settings import Settings
 from djs_cli import devstate
-from djs_cli.redact import without_password
 from tests.helpers import Http, free_port, run_djs
 
 SERVER_ENV = ("DATABASE_URL", "REDIS_URL")

@@ -301,7 +301,7 @@ def test_defaults_one_mib_two_processes_and_a_clean_stop(module_env: dict[str, s
     finally:
         rc = server.stop()
     assert rc == 0, server.output
-    assert "POST /jobs" not in server.output  # no access log unless asked
+    assert '"logger": "djs.access"' not in server.output  # no access log unless asked
 
 
 PROBE_APP = """
@@ -356,4 +356,4 @@ def test_authorizers_run_and_their_errors_keep_our_shape(
         server.stop()
     assert psutil.wait_procs(workers, timeout=10)[1] == []  # none left serving the port
     assert "the authorizer broke" in server.output  # logged, never sent
-    assert '"GET /private' in server.output  # the access log, asked for
+    assert '"method": "GET", "route": "/private", "status": 200' in server.output  # asked for

@@ -18,7 +18,7 @@ from common.models import JobSubmission
 from common.services import Services
 from tests.helpers import WAIT_S, free_port, wait_until
 
-STARTED = "INFO djs: worker "  # the line each new process image logs once it is up
+STARTED = '"logger": "djs", "msg": "worker '  # each new process image logs it once up
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice.app import Blueprint
 
@@ -15,8 +15,11 @@ from api_app.errors import ANY_TYPE, api_view, job_id, json_body, json_response
 from common.errors import InvalidInput, NotFound
 from common.manager import Submitted
 from common.models import BatchSubmission, JobDetail, JobOut, JobSubmission, ListQuery
+from common.redact import redact, sensitive_names
 from common.services import Services
 from common.store.listing import Page, cursor_of
+
+JobOutT = TypeVar("JobOutT", bound=JobOut)
 
 
 def _submission(request: Any) -> JobSubmission:
@@ -38,9 +41,19 @@ def _submitted(s: Submitted) -> dict[str, Any]:
     return {**s.job.__dict__, "created": s.created, "dispatched": s.dispatched}
 
 
-def _as_seen(job: JobDetail, owner: int | None) -> dict[str, Any]:
-    """A job's JSON; a submitter (owner set) is not shown workers nor tracebacks."""
-    shown = job.model_dump(mode="json")
+def _redacted(job: JobOutT, sensitive: frozenset[str]) -> JobOutT:
+    """The job with its payload's and result's sensitive fields redacted (common/redact.py),
+    for every caller, admins too: the dashboard and the API never show them. A job with
+    nothing to redact is not copied."""
+    payload, result = redact(job.payload, sensitive), redact(job.result, sensitive)
+    if payload is job.payload and result is job.result:
+        return job
+    return job.model_copy(update={"payload": payload, "result": result})
+
+
+def _as_seen(job: JobDetail, owner: int | None, sensitive: frozenset[str]) -> dict[str, Any]:
+    """A job's JSON, redacted; a submitter (owner set) is not shown workers nor tracebacks."""
+    shown = _redacted(job, sensitive).model_dump(mode="json")
     if owner is not None:
         shown["worker"] = None
         for attempt in shown["history"]:
@@ -48,7 +61,7 @@ def _as_seen(job: JobDetail, owner: int | None) -> dict[str, Any]:
     return shown
 
 
-def _list_page(services: Services, request: Any) -> str:
+def _list_page(services: Services, request: Any, sensitive: frozenset[str]) -> str:
     params = dict(request.query_params or {})
     if "ids" in params:
         params["ids"] = params["ids"].split(",")
@@ -56,6 +69,8 @@ def _list_page(services: Services, request: Any) -> str:
     budget = services.settings.list_max_bytes
     owner = owner_scope(caller(request))
     page = services.store.list_within(query, budget, owner)
+    if sensitive:
+        page = replace(page, jobs=[_redacted(job, sensitive) for job in page.jobs])
     if owner is not None:  # a submitter is not shown workers
         page = replace(page, jobs=[job.model_copy(update={"worker": None}) for job in page.jobs])
     return _page_body(page, query, budget)
@@ -108,6 +123,7 @@ _GET = documented(
 def jobs_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
     store = services.store
+    sensitive = sensitive_names(services.settings.sensitive_fields)
 
     @bp.route("/jobs", methods=["POST"], content_types=ANY_TYPE)
     @_SUBMIT
@@ -135,7 +151,7 @@ def jobs_routes(services: Services) -> Blueprint:
     @_LIST
     @api_view
     def list_jobs() -> Any:
-        return json_response(_list_page(services, bp.current_request))
+        return json_response(_list_page(services, bp.current_request, sensitive))
 
     @bp.route("/jobs/{raw_id}", methods=["GET"])
     @_GET
@@ -146,6 +162,6 @@ def jobs_routes(services: Services) -> Blueprint:
         job = store.get(job_id(raw_id), owner)
         if job is None:
             raise NotFound(f"job {raw_id} not found", {"id": int(raw_id)})
-        return json_response(_as_seen(job, owner))
+        return json_response(_as_seen(job, owner, sensitive))
 
     return bp

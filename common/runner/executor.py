@@ -31,6 +31,7 @@ from common.handlers import (
     JobTimeout,
     NonRetryableError,
 )
+from common.logs import job_fields
 from common.models import unstorable_json
 from common.records import ClaimedJob
 from common.runner.taskline import TaskLine
@@ -72,8 +73,10 @@ class JobExecutor:
         size: int,
         on_outcome: Callable[[Outcome], None],
         cancel_grace_s: float = 5.0,
+        worker_id: str | None = None,
     ) -> None:
         self.registry = registry
+        self.worker_id = worker_id  # for the log lines of its attempts
         self.size = size
         self.on_outcome = on_outcome
         self.cancel_grace_s = cancel_grace_s
@@ -182,12 +185,28 @@ class JobExecutor:
             "payload": job.payload,
             "attempt": job.attempt,
         }
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("attempt started", extra=job_fields(job, self.worker_id))
+        started = time.monotonic()
         try:
             if spec is None:
                 raise NonRetryableError(f"no handler registered for job type {job.type!r}")
-            return Outcome(job, context, result=_json_ready(spec.func(event, context)))
+            outcome = Outcome(job, context, result=_json_ready(spec.func(event, context)))
         except Exception as exc:
-            return Outcome(job, context, error=exc, traceback=traceback.format_exc())
+            outcome = Outcome(job, context, error=exc, traceback=traceback.format_exc())
+        if log.isEnabledFor(logging.INFO):  # one line per attempt's outcome
+            self._log_outcome(outcome, (time.monotonic() - started) * 1000)
+        return outcome
+
+    def _log_outcome(self, outcome: Outcome, duration_ms: float) -> None:
+        fields = job_fields(outcome.job, self.worker_id)
+        fields["duration_ms"] = round(duration_ms, 3)
+        if outcome.error is None:
+            log.info("attempt completed", extra=fields)
+            return
+        fields["error_type"] = type(outcome.error).__name__
+        fields["error"] = str(outcome.error)[: limits.MAX_ERROR_CHARS]
+        log.info("attempt failed: %s", fields["error_type"], extra=fields)
 
     # --- the watchdog ----------------------------------------------------------------------
 
@@ -208,7 +227,9 @@ class JobExecutor:
             r.context.cancel()
             self._spawn()
             error = _abandon_error(r, now)
-            log.warning("job %d: %s; its thread is abandoned", r.job.id, error)
+            fields = job_fields(r.job, self.worker_id)
+            fields.update(error_type=type(error).__name__, error=str(error))
+            log.warning("job %d: %s; its thread is abandoned", r.job.id, error, extra=fields)
             self.on_outcome(Outcome(r.job, r.context, error=error, traceback=stack))
         return len(overdue)
 

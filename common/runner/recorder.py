@@ -25,8 +25,11 @@ _IDLE_BEAT_S = 1.0  # an idle recorder still beats its pulse this often
 class Recorder:
     """Takes outcomes from the job threads; one thread writes them, up to 500 per batch."""
 
-    def __init__(self, manager: JobManager, on_recorded: Callable[[int], None]) -> None:
+    def __init__(
+        self, manager: JobManager, on_recorded: Callable[[int], None], worker: str | None = None
+    ) -> None:
         self.manager = manager
+        self.worker = worker  # named in the log lines of the jobs it quarantines
         self.on_recorded = on_recorded
         self._outcomes: queue.Queue[Outcome | None] = queue.Queue()
         self.pulse = Pulse(_IDLE_BEAT_S)
@@ -86,7 +89,7 @@ class Recorder:
         try:
             self._persist([outcome])
         except Exception as exc:
-            self.manager.quarantine(outcome.job, exc)
+            self.manager.quarantine(outcome.job, exc, self.worker)
 
     def _persist(self, batch: list[Outcome]) -> None:
         """Write outcomes to Postgres, waiting out an outage: an outcome is never dropped.

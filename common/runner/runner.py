@@ -120,8 +120,10 @@ class Runner:
         self.worker_id = worker_id or default_worker_id()
         # Made here, so that a bad interval is refused when the runner is made, not run.
         self.registration = self._registration(beat_interval_s)
-        self._recorder = Recorder(manager, self._recorded)
-        self._executor = JobExecutor(registry, concurrency, self._recorder.put, cancel_grace_s)
+        self._recorder = Recorder(manager, self._recorded, self.worker_id)
+        self._executor = JobExecutor(
+            registry, concurrency, self._recorder.put, cancel_grace_s, self.worker_id
+        )
         self._watcher = Watcher(manager, self._executor, lease_s, [self.queues, *upkeep])
         self._slots = threading.Condition()
         self._inflight = 0

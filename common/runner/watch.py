@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from common.errors import DependencyDown
+from common.logs import job_fields
 from common.manager import JobManager
 from common.runner.executor import JobExecutor
 from common.runner.health import Pulse
@@ -75,7 +76,11 @@ class Watcher:
         for job, context in running:
             if job.id not in held:
                 # Recovered as stalled, cancelled or removed: our outcome will be refused.
-                log.warning("job %d: lease lost; its outcome will not count", job.id)
+                log.warning(
+                    "job %d: lease lost; its outcome will not count",
+                    job.id,
+                    extra=job_fields(job, self.executor.worker_id),
+                )
                 self.executor.request_stop(job.id, context, "losing its lease")
             elif held[job.id]:
                 self.executor.request_stop(job.id, context, "a cancel request")
