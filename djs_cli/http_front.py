@@ -128,7 +128,7 @@ def serve(settings: Settings, options: FrontOptions) -> int:
     os.environ.update(worker_environment(settings, options))
     made = _metrics_dir()
     try:
-        return _serve(options)
+        return _serve(settings, options)
     finally:
         if made:
             shutil.rmtree(made, ignore_errors=True)
@@ -145,7 +145,7 @@ def _metrics_dir() -> str | None:
     return made
 
 
-def _serve(options: FrontOptions) -> int:
+def _serve(settings: Settings, options: FrontOptions) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
