@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from common.alerts import AlertSettings
 from common.audit import Actor, entry
 from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
 from common.errors import Conflict, DependencyDown, NotFound
@@ -335,6 +336,17 @@ class JobManager:
         """Pause or resume a queue: Postgres keeps the setting, the dispatcher enforces it."""
         self.store.set_paused(queue, paused, entry(actor, "pause" if paused else "resume", queue))
         self.dispatcher.set_paused(queue, paused)
+
+    def set_alert(
+        self, queue: str, settings: AlertSettings, actor: Actor | None = None
+    ) -> dict[str, Any]:
+        """Set a queue's alert hook (common/upkeep/alerts.py sends them), audited."""
+        audit = entry(actor, "queue_alerts", queue, settings.model_dump(mode="json"))
+        return self.store.put_alert(queue, settings, audit)
+
+    def remove_alert(self, queue: str, actor: Actor | None = None) -> bool:
+        """Remove a queue's alert hook; False if it had none."""
+        return self.store.delete_alert(queue, entry(actor, "queue_alerts_remove", queue))
 
     def set_retention(
         self, queue: str, settings: QueueSettings, actor: Actor | None = None

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     )
     # How often a runner's janitor promotes due delayed jobs and enforces retention.
     janitor_interval_s: float = 1.0
+    # How often the alert loop (runners and `djs api`) looks at the queues' alert hooks.
+    alert_interval_s: float = Field(default=1.0, ge=0.05, le=60.0)
+    # Alert URLs reach public addresses only; these hosts or networks (comma-separated) too.
+    alert_allow: str = ""
     default_queue: str = "default"
     # One page of GET /jobs holds about this many bytes at most (and at least one job);
     # next_cursor goes on from where the budget ran out.
@@ -64,3 +68,7 @@ class Settings(BaseSettings):
     key_cache_s: float = Field(default=30.0, ge=0, le=30)
     # How often an API process writes its keys' last use (one UPDATE for all of them).
     key_touch_interval_s: float = Field(default=30.0, gt=0)
+
+    def alert_allowed(self) -> list[str]:
+        """DJS_ALERT_ALLOW as a list of hosts and networks."""
+        return [entry.strip() for entry in self.alert_allow.split(",") if entry.strip()]

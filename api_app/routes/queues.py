@@ -9,9 +9,10 @@ from chalice.app import Blueprint
 
 from api_app.actor import actor
 from api_app.auth.identity import caller, owner_scope
-from api_app.contract.bodies import Cleaned, Paused, QueueList, QueueRow
+from api_app.contract.bodies import AlertRemoved, Cleaned, Paused, QueueAlert, QueueList, QueueRow
 from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
+from common.alerts import AlertSettings
 from common.errors import InvalidInput
 from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
 from common.services import Services
@@ -67,6 +68,20 @@ _SETTINGS = documented("Set a queue's retention", {200: QueueRow}, body=QueueSet
 _CLEAN = documented(
     "Remove finished jobs by age or beyond the newest N", {200: Cleaned}, body=CleanRequest
 )
+_ALERT_GET = documented("A queue's alert hook", {200: QueueAlert})
+_ALERT_PUT = documented(
+    "Set a queue's alert hook: a POST on failures, schedule lag, no runners",
+    {200: QueueAlert},
+    body=AlertSettings,
+)
+_ALERT_DELETE = documented("Remove a queue's alert hook", {200: AlertRemoved})
+
+
+def _alert(name: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {"queue": name, "alert": None}
+    fields = ("url", "lag_threshold_s", "min_interval_s")
+    return {"queue": name, "alert": {k: row[k] for k in fields}}
 
 
 def queues_routes(services: Services) -> Blueprint:
@@ -108,5 +123,26 @@ def queues_routes(services: Services) -> Blueprint:
         request = CleanRequest.model_validate(json_body(bp.current_request))
         removed = manager.clean(_queue_name(name), request, actor(bp.current_request))
         return json_response({"removed": removed})
+
+    @bp.route("/queues/{name}/alerts", methods=["GET"])
+    @_ALERT_GET
+    @api_view
+    def get_alert(name: str) -> Any:
+        return json_response(_alert(name, store.get_alert(_queue_name(name))))
+
+    @bp.route("/queues/{name}/alerts", methods=["PUT"], content_types=ANY_TYPE)
+    @_ALERT_PUT
+    @api_view
+    def put_alert(name: str) -> Any:
+        settings = AlertSettings.model_validate(json_body(bp.current_request))
+        row = manager.set_alert(_queue_name(name), settings, actor(bp.current_request))
+        return json_response(_alert(name, row))
+
+    @bp.route("/queues/{name}/alerts", methods=["DELETE"], content_types=ANY_TYPE)
+    @_ALERT_DELETE
+    @api_view
+    def delete_alert(name: str) -> Any:
+        removed = manager.remove_alert(_queue_name(name), actor(bp.current_request))
+        return json_response({"queue": name, "removed": removed})
 
     return bp
