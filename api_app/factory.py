@@ -11,6 +11,7 @@ from api_app.cors import add_preflights, cors_headers, parse_origins
 from api_app.errors import chalice_errors_in_our_shape
 from api_app.ratelimit import rate_limits, role_rates
 from api_app.routes.admin_site import admin_site_routes
+from api_app.routes.alerts import alerts_routes
 from api_app.routes.audit import audit_routes
 from api_app.routes.bulk import bulk_routes
 from api_app.routes.docs import docs_routes
@@ -45,6 +46,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(job_action_routes(services))
     app.register_blueprint(bulk_routes(services))
     app.register_blueprint(queues_routes(services))
+    app.register_blueprint(alerts_routes(services))
     app.register_blueprint(health_routes(services))
     app.register_blueprint(key_routes(services, verifier))
     app.register_blueprint(audit_routes(services))

@@ -40,7 +40,7 @@ from common.records import (
     ready_again,
 )
 from common.settings import Settings
-from common.store import Store
+from common.store import Store, alerts
 
 log = logging.getLogger("djs.manager")
 
@@ -342,11 +342,19 @@ class JobManager:
     ) -> dict[str, Any]:
         """Set a queue's alert hook (common/upkeep/alerts.py sends them), audited."""
         audit = entry(actor, "queue_alerts", queue, settings.model_dump(mode="json"))
-        return self.store.put_alert(queue, settings, audit)
+        with self.store.connection() as conn:
+            return alerts.put_alert_audited(conn, queue, settings, audit)
 
     def remove_alert(self, queue: str, actor: Actor | None = None) -> bool:
         """Remove a queue's alert hook; False if it had none."""
-        return self.store.delete_alert(queue, entry(actor, "queue_alerts_remove", queue))
+        audit = entry(actor, "queue_alerts_remove", queue)
+        with self.store.connection() as conn:
+            return alerts.delete_alert_audited(conn, queue, audit)
+
+    def alert(self, queue: str) -> dict[str, Any] | None:
+        """A queue's alert hook, or None."""
+        with self.store.connection() as conn:
+            return alerts.get_alert(conn, queue)
 
     def set_retention(
         self, queue: str, settings: QueueSettings, actor: Actor | None = None

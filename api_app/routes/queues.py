@@ -9,17 +9,16 @@ from chalice.app import Blueprint
 
 from api_app.actor import actor
 from api_app.auth.identity import caller, owner_scope
-from api_app.contract.bodies import AlertRemoved, Cleaned, Paused, QueueAlert, QueueList, QueueRow
+from api_app.contract.bodies import Cleaned, Paused, QueueList, QueueRow
 from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
-from common.alerts import AlertSettings
 from common.errors import InvalidInput
 from common.models import JOB_STATUSES, NAME_PATTERN, CleanRequest, QueueSettings
 from common.services import Services
 from common.store import Store
 
 
-def _queue_name(raw: str) -> str:
+def queue_name(raw: str) -> str:
     if not re.match(NAME_PATTERN, raw):
         raise InvalidInput("not a valid queue name", [{"path": "name", "message": raw}])
     return raw
@@ -68,20 +67,6 @@ _SETTINGS = documented("Set a queue's retention", {200: QueueRow}, body=QueueSet
 _CLEAN = documented(
     "Remove finished jobs by age or beyond the newest N", {200: Cleaned}, body=CleanRequest
 )
-_ALERT_GET = documented("A queue's alert hook", {200: QueueAlert})
-_ALERT_PUT = documented(
-    "Set a queue's alert hook: a POST on failures, schedule lag, no runners",
-    {200: QueueAlert},
-    body=AlertSettings,
-)
-_ALERT_DELETE = documented("Remove a queue's alert hook", {200: AlertRemoved})
-
-
-def _alert(name: str, row: dict[str, Any] | None) -> dict[str, Any]:
-    if row is None:
-        return {"queue": name, "alert": None}
-    fields = ("url", "lag_threshold_s", "min_interval_s")
-    return {"queue": name, "alert": {k: row[k] for k in fields}}
 
 
 def queues_routes(services: Services) -> Blueprint:
@@ -98,14 +83,14 @@ def queues_routes(services: Services) -> Blueprint:
     @_PAUSE
     @api_view
     def pause(name: str) -> Any:
-        manager.pause(_queue_name(name), True, actor(bp.current_request))
+        manager.pause(queue_name(name), True, actor(bp.current_request))
         return json_response({"name": name, "paused": True})
 
     @bp.route("/queues/{name}/resume", methods=["POST"], content_types=ANY_TYPE)
     @_RESUME
     @api_view
     def resume(name: str) -> Any:
-        manager.pause(_queue_name(name), False, actor(bp.current_request))
+        manager.pause(queue_name(name), False, actor(bp.current_request))
         return json_response({"name": name, "paused": False})
 
     @bp.route("/queues/{name}/settings", methods=["PUT"], content_types=ANY_TYPE)
@@ -113,7 +98,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def put_settings(name: str) -> Any:
         settings = QueueSettings.model_validate(json_body(bp.current_request))
-        row = manager.set_retention(_queue_name(name), settings, actor(bp.current_request))
+        row = manager.set_retention(queue_name(name), settings, actor(bp.current_request))
         return json_response(row)
 
     @bp.route("/queues/{name}/clean", methods=["POST"], content_types=ANY_TYPE)
@@ -121,28 +106,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def clean(name: str) -> Any:
         request = CleanRequest.model_validate(json_body(bp.current_request))
-        removed = manager.clean(_queue_name(name), request, actor(bp.current_request))
+        removed = manager.clean(queue_name(name), request, actor(bp.current_request))
         return json_response({"removed": removed})
-
-    @bp.route("/queues/{name}/alerts", methods=["GET"])
-    @_ALERT_GET
-    @api_view
-    def get_alert(name: str) -> Any:
-        return json_response(_alert(name, store.get_alert(_queue_name(name))))
-
-    @bp.route("/queues/{name}/alerts", methods=["PUT"], content_types=ANY_TYPE)
-    @_ALERT_PUT
-    @api_view
-    def put_alert(name: str) -> Any:
-        settings = AlertSettings.model_validate(json_body(bp.current_request))
-        row = manager.set_alert(_queue_name(name), settings, actor(bp.current_request))
-        return json_response(_alert(name, row))
-
-    @bp.route("/queues/{name}/alerts", methods=["DELETE"], content_types=ANY_TYPE)
-    @_ALERT_DELETE
-    @api_view
-    def delete_alert(name: str) -> Any:
-        removed = manager.remove_alert(_queue_name(name), actor(bp.current_request))
-        return json_response({"queue": name, "removed": removed})
 
     return bp

@@ -10,6 +10,8 @@ from psycopg.rows import dict_row
 
 from common import limits
 from common.alerts import AlertSettings
+from common.audit import AuditEntry
+from common.store.audited import write_audit
 from common.store.sqlfile import load_queries
 
 Q = load_queries("alerts.sql")
@@ -23,6 +25,28 @@ def _rows(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> l
 
 def put_alert(conn: psycopg.Connection[Any], queue: str, settings: AlertSettings) -> Row:
     return _rows(conn, "put_alert", {"queue": queue, **settings.model_dump()})[0]
+
+
+def put_alert_audited(
+    conn: psycopg.Connection[Any], queue: str, settings: AlertSettings, audit: AuditEntry | None
+) -> Row:
+    """Set the hook and write its audit entry in one transaction."""
+    with conn.transaction():
+        row = put_alert(conn, queue, settings)
+        if audit is not None:
+            write_audit(conn, audit)
+    return row
+
+
+def delete_alert_audited(
+    conn: psycopg.Connection[Any], queue: str, audit: AuditEntry | None
+) -> bool:
+    """Remove the hook (and audit it, if there was one) in one transaction."""
+    with conn.transaction():
+        removed = delete_alert(conn, queue)
+        if audit is not None and removed:
+            write_audit(conn, audit)
+    return removed
 
 
 def get_alert(conn: psycopg.Connection[Any], queue: str) -> Row | None:

@@ -14,7 +14,6 @@ from psycopg.rows import args_row
 from psycopg.types.json import Jsonb, set_json_loads
 
 from common import fastjson, limits
-from common.alerts import AlertSettings
 from common.audit import AuditEntry
 from common.errors import Conflict, InvalidInput
 from common.models import (
@@ -27,7 +26,7 @@ from common.models import (
     QueueSettings,
 )
 from common.records import ClaimedJob, Completion, Dispatch, Failure, Lease
-from common.store import alerts, counts, stats
+from common.store import counts, stats
 from common.store.audited import write_audit
 from common.store.insert import insert_jobs
 from common.store.listing import Page, list_page
@@ -181,25 +180,6 @@ class Store:
     def set_paused(self, queue: str, paused: bool, audit: AuditEntry | None = None) -> Row:
         params = {"name": queue, "paused": paused}
         return self._audited("set_queue_paused", params, audit, jobs=False)[0]
-
-    def put_alert(self, queue: str, settings: AlertSettings, audit: AuditEntry | None) -> Row:
-        """Set a queue's alert hook (and its audit entry) in one transaction."""
-        with self.connection() as conn, conn.transaction():
-            row = alerts.put_alert(conn, queue, settings)
-            if audit is not None:
-                write_audit(conn, audit)
-        return row
-
-    def delete_alert(self, queue: str, audit: AuditEntry | None) -> bool:
-        with self.connection() as conn, conn.transaction():
-            removed = alerts.delete_alert(conn, queue)
-            if audit is not None and removed:
-                write_audit(conn, audit)
-        return removed
-
-    def get_alert(self, queue: str) -> Row | None:
-        with self.connection() as conn:
-            return alerts.get_alert(conn, queue)
 
     def set_retention(
         self, queue: str, settings: QueueSettings, audit: AuditEntry | None = None
