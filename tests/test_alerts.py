@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from common.alerts import AlertSettings
 from common.handlers import NonRetryableError
 from common.models import JobSubmission
 from common.runner.registry import Registration
 from common.services import Services
 from common.settings import Settings
 from common.upkeep.alerts import AlertLoop, run_in_thread
-from tests.helpers import WAIT_S, wait_until
+from tests.helpers import WAIT_S, running, start_api, stop, wait_until
 from tests.workers_helpers import handlers
 
 LOCAL = ["127.0.0.1"]
@@ -278,3 +279,35 @@ def test_the_allow_list_setting_is_a_comma_separated_list() -> None:
     settings = Settings(alert_allow=" 127.0.0.1, 10.0.0.0/8 ,,")
     assert settings.alert_allowed() == ["127.0.0.1", "10.0.0.0/8"]
     assert Settings().alert_allowed() == []
+
+
+def test_djs_api_tells_of_jobs_with_no_runner_when_no_runner_is_up(
+    services: Services, env: dict[str, str], receiver: Receiver
+) -> None:
+    services.manager.set_alert("noone", AlertSettings(url=receiver.url("/api"), min_interval_s=1))
+    _waiting(services, "noone")
+    alert_env = {**env, "DJS_ALERT_ALLOW": "127.0.0.1", "DJS_ALERT_INTERVAL_S": "0.2"}
+    _, process = start_api(alert_env)
+    try:
+        wait_until(lambda: receiver.kinds("noone"), "djs api's no_runners alert")
+    finally:
+        code, out = stop(process)
+    assert receiver.kinds("noone")[0] == "no_runners"
+    assert code == 0, out
+
+
+def test_a_runner_sends_alerts_from_its_upkeep(services: Services, receiver: Receiver) -> None:
+    services.manager.set_alert("ran", AlertSettings(url=receiver.url("/run"), min_interval_s=1))
+    widened = Services(
+        services.settings.model_copy(update={"alert_allow": "127.0.0.1"}), services.manager
+    )
+
+    def boom(event: dict[str, Any], context: Any) -> Any:
+        raise NonRetryableError("boom")
+
+    runner = widened.runner(handlers(boom=boom), {"ran": 1}, listen=False)
+    with running(runner):
+        job = services.manager.enqueue([JobSubmission(type="boom", queue="ran", attempts=1)])
+        wait_until(lambda: "failed" in receiver.kinds("ran"), "the runner's failed alert")
+    post = next(p for p in receiver.posts if p["body"]["kind"] == "failed")
+    assert post["body"]["details"]["jobs"][0]["id"] == job[0].job.id
