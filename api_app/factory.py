@@ -12,6 +12,7 @@ from api_app.errors import chalice_errors_in_our_shape
 from api_app.http_metrics import count_requests
 from api_app.ratelimit import rate_limits, role_rates
 from api_app.routes.admin_site import admin_site_routes
+from api_app.routes.alerts import alerts_routes
 from api_app.routes.audit import audit_routes
 from api_app.routes.bulk import bulk_routes
 from api_app.routes.docs import docs_routes
@@ -48,6 +49,7 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     app.register_blueprint(job_action_routes(services))
     app.register_blueprint(bulk_routes(services))
     app.register_blueprint(queues_routes(services))
+    app.register_blueprint(alerts_routes(services))
     app.register_blueprint(health_routes(services))
     app.register_blueprint(metrics_routes(services))
     app.register_blueprint(key_routes(services, verifier))

@@ -92,3 +92,12 @@ def time_problem(when: datetime, window: timedelta | None = TIME_WINDOW) -> str 
 
 MAX_METRIC_LABEL_SETS = 500  # distinct (queue, type) label sets a process's metrics keep
 MAX_METRIC_QUEUES = 500  # queues a scrape reports depth, lag and runners for
+MIN_ALERT_INTERVAL_S = 1.0  # one alert POST per (queue, kind) per this at the most often ...
+MAX_ALERT_INTERVAL_S = 7 * 24 * 3600.0  # ... and a window no longer than a week
+MAX_ALERT_LAG_S = 366 * 24 * 3600.0  # a schedule-lag threshold within a year
+MAX_ALERT_URL_CHARS = 2000
+MAX_ALERT_JOBS = 20  # failed jobs named in one alert (the count covers them all)
+MAX_ALERT_ERROR_CHARS = 500  # each one's last error, truncated
+MAX_ALERT_QUEUES = 1000  # queues with alerts one loop turn looks at
+ALERT_TIMEOUT_S = 5.0  # connect and read, per POST
+ALERT_READ_BYTES = 4096  # of the receiver's answer, at most

@@ -10,6 +10,7 @@ from common.manager import JobManager
 from common.ratelimit import RateLimiter, TokenBuckets
 from common.runner import QueueSelection, Runner, Upkeep
 from common.settings import Settings
+from common.upkeep.alerts import AlertLoop
 from common.upkeep.janitor import Janitor
 from common.upkeep.listener import EnqueueListener
 from common.upkeep.reconciler import Reconciler
@@ -65,6 +66,7 @@ class Services:
         return [
             Reconciler(self.manager, s.reconcile_after_s, s.reconcile_batch),
             Janitor(self.manager, s.janitor_interval_s),
+            AlertLoop(self.store, s.alert_allowed(), s.alert_interval_s),
         ]
 
     def runner(

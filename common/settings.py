@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     )
     # How often a runner's janitor promotes due delayed jobs and enforces retention.
     janitor_interval_s: float = 1.0
+    # How often the alert loop (runners and `djs api`) looks at the queues' alert hooks.
+    alert_interval_s: float = Field(default=1.0, ge=0.05, le=60.0)
+    # Alert URLs reach public addresses only; these hosts or networks (comma-separated) too.
+    alert_allow: str = ""
     default_queue: str = "default"
     # One page of GET /jobs holds about this many bytes at most (and at least one job);
     # next_cursor goes on from where the budget ran out.
@@ -72,3 +76,7 @@ class Settings(BaseSettings):
     # Payload and result fields (comma-separated names, any case, at any depth) whose values
     # are shown as `[redacted]` in logs and in the API's job reads (common/redact.py).
     sensitive_fields: str = DEFAULT_SENSITIVE_FIELDS
+
+    def alert_allowed(self) -> list[str]:
+        """DJS_ALERT_ALLOW as a list of hosts and networks."""
+        return [entry.strip() for entry in self.alert_allow.split(",") if entry.strip()]

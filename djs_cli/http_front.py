@@ -106,6 +106,40 @@ def load_application(target: str) -> Callable[..., Any]:
     return application
 
 
+def run_alerts() -> None:
+    """The alert loop (common/upkeep/alerts.py) of `djs api`, so that "jobs but no runners"
+    is told even when no runner is up. In a process of its own, started with `spawn`: a
+    thread of the granian parent would hold Postgres connections across granian's fork of
+    its workers. It reads Settings from the environment, as the workers do."""
+    import signal
+    import threading
+
+    from common.services import Services
+    from common.upkeep.alerts import AlertLoop, run_in_thread
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _stop_with_parent()
+    settings = Settings()
+    services = Services.connect(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    loop = AlertLoop(services.store, settings.alert_allowed(), settings.alert_interval_s)
+    run_in_thread(loop, stop).join()
+
+
+def _start_alerts() -> Any:
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_alerts, name="djs-alerts", daemon=True
+    )
+    process.start()
+    return process
+
+
 def _stop_with_parent() -> None:
     """Have the kernel stop this worker (SIGTERM: gracefully) when its granian parent dies.
     A parent killed with SIGKILL cannot stop its workers, and they would go on serving the
@@ -181,10 +215,14 @@ def _serve(settings: Settings, options: FrontOptions) -> int:
     server.on_startup(
         lambda: print(f"djs api listening on http://{options.host}:{options.port}", flush=True)
     )
+    alerts = _start_alerts()
     try:
         server.serve(target_loader=load_application)
     except RuntimeError as exc:  # granian says why it cannot listen in a RuntimeError
         raise _os_error(exc) or exc from None
+    finally:
+        alerts.terminate()
+        alerts.join(5)
     return 0
 
 

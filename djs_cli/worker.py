@@ -31,12 +31,9 @@ def _signals_call(handler: Callable[[], None]) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from common import metrics
-    from common.readiness import answer, readiness
     from common.runner import parse_queues
     from common.runner.queues import check_strict
     from common.services import Services
-    from djs_cli.health_probe import HealthProbe
     from worker_app.app import registry
 
     for module in args.imports:  # extra handler modules register into the same registry
@@ -57,15 +54,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         max_leaked_threads=args.max_leaked_threads,
     )
     _signals_call(runner.stop)
-    probe = None
-    if args.health_port:
-        probe = HealthProbe(
-            runner.health,
-            args.health_host,
-            args.health_port,
-            ready=lambda: answer(readiness(services)),
-            scrape=metrics.exposition,
-        ).start()
+    probe = _probe(args, runner, services) if args.health_port else None
     log.info(
         "worker %s on %s, concurrency %d, handlers: %s%s",
         runner.worker_id,
@@ -84,6 +73,21 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if result.replace and not runner.stop_requested:  # a SIGTERM during the drain wins
         _replace_this_process(result.replace)
     return 0
+
+
+def _probe(args: argparse.Namespace, runner: Any, services: Any) -> Any:
+    """The runner's probe and metrics port: GET /health, /ready and /metrics."""
+    from common import metrics
+    from common.readiness import answer, readiness
+    from djs_cli.health_probe import HealthProbe
+
+    return HealthProbe(
+        runner.health,
+        args.health_host,
+        args.health_port,
+        ready=lambda: answer(readiness(services)),
+        scrape=metrics.exposition,
+    ).start()
 
 
 def _replace_this_process(reason: str) -> None:

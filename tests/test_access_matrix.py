@@ -45,6 +45,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("DELETE", "/jobs/{raw_id}"): (403, 403, 403, 200, 403),
     ("POST", "/jobs/remove"): (403, 403, 403, 200, 403),
     ("PUT", "/queues/{name}/settings"): (403, 403, 403, 200, 403),
+    ("GET", "/queues/{name}/alerts"): (403, 403, 403, 200, 403),
+    ("PUT", "/queues/{name}/alerts"): (403, 403, 403, 200, 403),
+    ("DELETE", "/queues/{name}/alerts"): (403, 403, 403, 200, 403),
     ("POST", "/queues/{name}/clean"): (403, 403, 403, 200, 403),
     ("POST", "/keys"): (403, 403, 403, 201, 403),
     ("GET", "/keys"): (403, 403, 403, 200, 403),
@@ -71,6 +74,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/jobs/remove"): A_FILTER,
     ("POST", "/jobs/redrive"): {"filter": {"queue": "matrix"}},
     ("PUT", "/queues/{name}/settings"): {"remove_on_complete": {"count": 10}},
+    ("PUT", "/queues/{name}/alerts"): {"url": "https://alerts.example/hook"},
     ("POST", "/queues/{name}/clean"): {"status": "completed", "age_s": 0},
 }
 # The state the other key's job must be in for the verb to apply (200, not 409).

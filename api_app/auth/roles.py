@@ -44,6 +44,10 @@ MINIMUM_ROLE: dict[tuple[str, str], str] = {
     ("DELETE", "/jobs/{raw_id}"): "admin",
     ("POST", "/jobs/remove"): "admin",
     ("PUT", "/queues/{name}/settings"): "admin",
+    # The URL may carry the receiver's token: admins only, to read it too.
+    ("GET", "/queues/{name}/alerts"): "admin",
+    ("PUT", "/queues/{name}/alerts"): "admin",
+    ("DELETE", "/queues/{name}/alerts"): "admin",
     ("POST", "/queues/{name}/clean"): "admin",
     ("POST", "/keys"): "admin",
     ("GET", "/keys"): "admin",

@@ -179,3 +179,19 @@ class OpenApiDocument(BaseModel):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+class AlertRow(_Closed):
+    url: str
+    lag_threshold_s: float | None
+    min_interval_s: float
+
+
+class QueueAlert(_Closed):
+    queue: str
+    alert: AlertRow | None = Field(description="None: the queue has no alert hook.")
+
+
+class AlertRemoved(_Closed):
+    queue: str
+    removed: bool

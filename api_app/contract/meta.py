@@ -22,7 +22,7 @@ View = TypeVar("View", bound=Callable[..., Any])
 _ATTRIBUTE = "djs_contract"
 
 # Path variables by the name the routes give them, and the rule each one's parser keeps
-# (api_app.errors.job_id, api_app.routes.queues._queue_name).
+# (api_app.errors.job_id, api_app.routes.queues.queue_name).
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "raw_id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT},
     "name": {"type": "string", "pattern": NAME_PATTERN},

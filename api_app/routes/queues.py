@@ -18,7 +18,7 @@ from common.services import Services
 from common.store import Store
 
 
-def _queue_name(raw: str) -> str:
+def queue_name(raw: str) -> str:
     if not re.match(NAME_PATTERN, raw):
         raise InvalidInput("not a valid queue name", [{"path": "name", "message": raw}])
     return raw
@@ -83,14 +83,14 @@ def queues_routes(services: Services) -> Blueprint:
     @_PAUSE
     @api_view
     def pause(name: str) -> Any:
-        manager.pause(_queue_name(name), True, actor(bp.current_request))
+        manager.pause(queue_name(name), True, actor(bp.current_request))
         return json_response({"name": name, "paused": True})
 
     @bp.route("/queues/{name}/resume", methods=["POST"], content_types=ANY_TYPE)
     @_RESUME
     @api_view
     def resume(name: str) -> Any:
-        manager.pause(_queue_name(name), False, actor(bp.current_request))
+        manager.pause(queue_name(name), False, actor(bp.current_request))
         return json_response({"name": name, "paused": False})
 
     @bp.route("/queues/{name}/settings", methods=["PUT"], content_types=ANY_TYPE)
@@ -98,7 +98,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def put_settings(name: str) -> Any:
         settings = QueueSettings.model_validate(json_body(bp.current_request))
-        row = manager.set_retention(_queue_name(name), settings, actor(bp.current_request))
+        row = manager.set_retention(queue_name(name), settings, actor(bp.current_request))
         return json_response(row)
 
     @bp.route("/queues/{name}/clean", methods=["POST"], content_types=ANY_TYPE)
@@ -106,7 +106,7 @@ def queues_routes(services: Services) -> Blueprint:
     @api_view
     def clean(name: str) -> Any:
         request = CleanRequest.model_validate(json_body(bp.current_request))
-        removed = manager.clean(_queue_name(name), request, actor(bp.current_request))
+        removed = manager.clean(queue_name(name), request, actor(bp.current_request))
         return json_response({"removed": removed})
 
     return bp

@@ -8,14 +8,15 @@ anywhere the runner could (a `.pth` file in site-packages ran code at the next s
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from pathlib import Path
 
 from common.handlers import NonRetryableError
+from common.netguard import IPAddress, allowed, is_public, vetted_address
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# The address guard lives in common/netguard.py (the alert loop uses it too); named here for
+# the webhook handler and the tests that import it from this module.
+__all__ = ["IPAddress", "allowed", "is_public", "open_new_file", "report_path", "vetted_address"]
 
 
 def report_path(base: Path, relative: str, suffix: str = ".csv") -> Path:
@@ -38,43 +39,3 @@ def open_new_file(path: Path) -> int:
         return os.open(path, flags, 0o644)
     except OSError as exc:
         raise NonRetryableError(f"cannot write {path.name}: {exc.strerror}") from exc
-
-
-def is_public(address: IPAddress) -> bool:
-    """Globally routable unicast only: no loopback, private, link-local (the metadata
-    address 169.254.169.254), shared, reserved, multicast or unspecified address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
-def allowed(host: str, address: IPAddress, allow: list[str]) -> bool:
-    """An address a webhook may connect to: public, or listed by host or network."""
-    if is_public(address) or host in allow:
-        return True
-    for entry in allow:
-        try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue  # a host name, compared above
-    return False
-
-
-def vetted_address(host: str, port: int, allow: list[str]) -> str:
-    """Resolve `host` once and return an address it may connect to; the caller connects to
-    that address (not to the name again), so DNS cannot answer differently the second time."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NonRetryableError(f"webhook host {host!r} does not resolve: {exc}") from exc
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    refused = [a for a in addresses if not allowed(host, a, allow)]
-    if refused or not addresses:
-        raise NonRetryableError(
-            f"webhook host {host!r} resolves to an address that is not public ({refused[0]}); "
-            "list it in DJS_WEBHOOK_ALLOW to allow it"
-            if refused
-            else f"webhook host {host!r} has no address"
-        )
-    return str(addresses[0])
