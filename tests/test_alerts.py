@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import psycopg
 import pytest
 from chalice.test import Client
 
@@ -311,3 +312,27 @@ def test_a_runner_sends_alerts_from_its_upkeep(services: Services, receiver: Rec
         wait_until(lambda: "failed" in receiver.kinds("ran"), "the runner's failed alert")
     post = next(p for p in receiver.posts if p["body"]["kind"] == "failed")
     assert post["body"]["details"]["jobs"][0]["id"] == job[0].job.id
+
+
+def test_a_failure_that_commits_after_a_later_one_is_told_too(
+    client: Client, services: Services, settings: Settings, receiver: Receiver
+) -> None:
+    """A failure's finished_at is when its transaction began; it may commit after a failure
+    that began later. The watermark waits for it instead of passing it by."""
+    assert _put(client, "late", url=receiver.url("/hook"), min_interval_s=3600).status_code == 200
+    loop = AlertLoop(services.store, LOCAL)
+    with psycopg.connect(settings.database_url) as slow:  # a transaction left open
+        row = slow.execute(
+            "INSERT INTO jobs (queue, type, payload, status, finished_at, fail_reason, last_error)"
+            " VALUES ('late', 'boom', '{}', 'failed', now(), 'non_retryable', 'late')"
+            " RETURNING id"
+        ).fetchone()
+        assert row is not None
+        early = row[0]
+        later = _fail_jobs(services, "late", 1)
+        assert loop.run_once() == 0  # the open transaction may still add an earlier failure
+        assert receiver.kinds("late") == []
+    assert loop.run_once() == 1  # committed: both are told, in one POST
+    details = receiver.posts[0]["body"]["details"]
+    assert details["count"] == 2
+    assert sorted(j["id"] for j in details["jobs"]) == sorted([early, *later])

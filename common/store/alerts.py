@@ -62,18 +62,27 @@ def list_alerts(conn: psycopg.Connection[Any]) -> list[Row]:
     return _rows(conn, "list_alerts", {"limit": limits.MAX_ALERT_QUEUES})
 
 
-def failed_mark(conn: psycopg.Connection[Any], queue: str) -> tuple[datetime, int] | None:
-    """(the failed watermark, failures after it), or None if the queue has no alert row."""
+def failed_mark(conn: psycopg.Connection[Any], queue: str) -> tuple[datetime, datetime, int] | None:
+    """(the failed watermark, how far it may move, the failures in between), or None if the
+    queue has no alert row."""
     rows = _rows(conn, "failed_mark", {"queue": queue})
-    return (rows[0]["mark"], int(rows[0]["new_failed"])) if rows else None
+    if not rows:
+        return None
+    return rows[0]["mark"], rows[0]["settled"], int(rows[0]["new_failed"])
 
 
 def claim_send(
-    conn: psycopg.Connection[Any], queue: str, kind: str, mark: datetime | None = None
+    conn: psycopg.Connection[Any],
+    queue: str,
+    kind: str,
+    mark: datetime | None = None,
+    new_mark: datetime | None = None,
 ) -> Row | None:
     """Take the (queue, kind) window if it is open (and, for failed, the watermark is still
-    `mark`); the row (new_mark, at) if this caller is the one to send, else None."""
-    rows = _rows(conn, "claim_send", {"queue": queue, "kind": kind, "mark": mark})
+    `mark`, moved to `new_mark`); the row (new_mark, at) if this caller is the one to send,
+    else None."""
+    params = {"queue": queue, "kind": kind, "mark": mark, "new_mark": new_mark}
+    rows = _rows(conn, "claim_send", params)
     return rows[0] if rows else None
 
 

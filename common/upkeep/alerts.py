@@ -102,10 +102,10 @@ class AlertLoop:
         queue = hook["queue"]
         with self.store.connection() as conn:
             seen = q.failed_mark(conn, queue)
-            if seen is None or seen[1] == 0:
+            if seen is None or seen[2] == 0:
                 return 0
-            mark = seen[0]
-            claim = q.claim_send(conn, queue, "failed", mark)
+            mark, settled, _ = seen
+            claim = q.claim_send(conn, queue, "failed", mark, settled)
             if claim is None:
                 return 0
             count, jobs = q.failed_between(conn, queue, mark, claim["new_mark"])

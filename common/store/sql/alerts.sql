@@ -26,16 +26,32 @@ DELETE FROM queue_alerts WHERE queue = %(queue)s RETURNING queue;
 SELECT queue, url, lag_threshold_s, min_interval_s FROM queue_alerts ORDER BY queue LIMIT %(limit)s;
 
 -- name: failed_mark
-SELECT mark,
+-- The watermark, how far it may move (`settled`), and the failures in between. A failure's
+-- finished_at is its transaction's start (now()), and it may commit after a later one: the
+-- watermark never passes the start of a transaction still running on this database (one
+-- running over a minute excepted), so every failure at or before `settled` has committed and
+-- a later statement sees it. None is told twice (the mark only moves) or missed.
+WITH running AS (
+    SELECT min(xact_start) AS oldest FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+), settled AS (
+    SELECT least(now(), greatest(coalesce(r.oldest - interval '1 microsecond', now()),
+                                 now() - interval '1 minute')) AS settled
+    FROM running r
+)
+SELECT s.mark, t.settled,
        (SELECT count(*) FROM jobs j
-        WHERE j.queue = %(queue)s AND j.status = 'failed' AND j.finished_at > s.mark) AS new_failed
-FROM queue_alert_sends s WHERE s.queue = %(queue)s AND s.kind = 'failed';
+        WHERE j.queue = %(queue)s AND j.status = 'failed' AND j.finished_at > s.mark
+          AND j.finished_at <= t.settled) AS new_failed
+FROM queue_alert_sends s, settled t WHERE s.queue = %(queue)s AND s.kind = 'failed';
 
 -- name: claim_send
 -- The rate limit across every process that runs the loop: the first to move last_sent_at
--- sends; `mark` guards the failed watermark (the caller read it), so no failure is told twice.
+-- sends; `mark` guards the failed watermark (the caller read it), so no failure is told twice,
+-- and `new_mark` is where failed_mark said it may move.
 UPDATE queue_alert_sends s
-SET last_sent_at = now(), mark = CASE WHEN s.kind = 'failed' THEN now() ELSE s.mark END
+SET last_sent_at = now(),
+    mark = CASE WHEN s.kind = 'failed' THEN %(new_mark)s::timestamptz ELSE s.mark END
 FROM queue_alerts a
 WHERE s.queue = a.queue AND s.queue = %(queue)s AND s.kind = %(kind)s
   AND (%(mark)s::timestamptz IS NULL OR s.mark = %(mark)s::timestamptz)

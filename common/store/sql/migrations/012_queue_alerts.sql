@@ -22,3 +22,7 @@ CREATE TABLE queue_alert_sends (
     PRIMARY KEY (queue, kind)
 );
 COMMENT ON TABLE queue_alert_sends IS 'the rate limit and the failed watermark of each (queue, kind)';
+
+-- The failed alert reads the failures of a queue since its watermark every turn: along this
+-- index, not over every failed job the queue keeps. Only failed jobs are in it.
+CREATE INDEX jobs_failed_finished ON jobs (queue, finished_at) WHERE status = 'failed';
