@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import metrics
-from common.alerts import AlertSettings
 from common.audit import Actor, entry
 from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
 from common.errors import Conflict, DependencyDown, NotFound
@@ -43,7 +42,7 @@ from common.records import (
     ready_again,
 )
 from common.settings import Settings
-from common.store import Store, alerts
+from common.store import Store
 
 log = logging.getLogger("djs.manager")
 
@@ -359,25 +358,6 @@ class JobManager:
         """Pause or resume a queue: Postgres keeps the setting, the dispatcher enforces it."""
         self.store.set_paused(queue, paused, entry(actor, "pause" if paused else "resume", queue))
         self.dispatcher.set_paused(queue, paused)
-
-    def set_alert(
-        self, queue: str, settings: AlertSettings, actor: Actor | None = None
-    ) -> dict[str, Any]:
-        """Set a queue's alert hook (common/upkeep/alerts.py sends them), audited."""
-        audit = entry(actor, "queue_alerts", queue, settings.model_dump(mode="json"))
-        with self.store.connection() as conn:
-            return alerts.put_alert_audited(conn, queue, settings, audit)
-
-    def remove_alert(self, queue: str, actor: Actor | None = None) -> bool:
-        """Remove a queue's alert hook; False if it had none."""
-        audit = entry(actor, "queue_alerts_remove", queue)
-        with self.store.connection() as conn:
-            return alerts.delete_alert_audited(conn, queue, audit)
-
-    def alert(self, queue: str) -> dict[str, Any] | None:
-        """A queue's alert hook, or None."""
-        with self.store.connection() as conn:
-            return alerts.get_alert(conn, queue)
 
     def set_retention(
         self, queue: str, settings: QueueSettings, actor: Actor | None = None

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from chalice.test import Client
 
+from common.alert_hooks import set_alert
 from common.alerts import AlertSettings
 from common.handlers import NonRetryableError
 from common.models import JobSubmission
@@ -285,7 +286,7 @@ def test_the_allow_list_setting_is_a_comma_separated_list() -> None:
 def test_djs_api_tells_of_jobs_with_no_runner_when_no_runner_is_up(
     services: Services, env: dict[str, str], receiver: Receiver
 ) -> None:
-    services.manager.set_alert("noone", AlertSettings(url=receiver.url("/api"), min_interval_s=1))
+    set_alert(services.store, "noone", AlertSettings(url=receiver.url("/api"), min_interval_s=1))
     _waiting(services, "noone")
     alert_env = {**env, "DJS_ALERT_ALLOW": "127.0.0.1", "DJS_ALERT_INTERVAL_S": "0.2"}
     _, process = start_api(alert_env)
@@ -298,7 +299,7 @@ def test_djs_api_tells_of_jobs_with_no_runner_when_no_runner_is_up(
 
 
 def test_a_runner_sends_alerts_from_its_upkeep(services: Services, receiver: Receiver) -> None:
-    services.manager.set_alert("ran", AlertSettings(url=receiver.url("/run"), min_interval_s=1))
+    set_alert(services.store, "ran", AlertSettings(url=receiver.url("/run"), min_interval_s=1))
     widened = Services(
         services.settings.model_copy(update={"alert_allow": "127.0.0.1"}), services.manager
     )

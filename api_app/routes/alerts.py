@@ -11,6 +11,7 @@ from api_app.contract.bodies import AlertRemoved, QueueAlert
 from api_app.contract.meta import documented
 from api_app.errors import ANY_TYPE, api_view, json_body, json_response
 from api_app.routes.queues import queue_name
+from common import alert_hooks
 from common.alerts import AlertSettings
 from common.services import Services
 
@@ -32,27 +33,27 @@ def _alert(name: str, row: dict[str, Any] | None) -> dict[str, Any]:
 
 def alerts_routes(services: Services) -> Blueprint:
     bp = Blueprint(__name__)
-    manager = services.manager
+    store = services.store
 
     @bp.route("/queues/{name}/alerts", methods=["GET"])
     @_GET
     @api_view
     def get_alert(name: str) -> Any:
-        return json_response(_alert(name, manager.alert(queue_name(name))))
+        return json_response(_alert(name, alert_hooks.get_alert(store, queue_name(name))))
 
     @bp.route("/queues/{name}/alerts", methods=["PUT"], content_types=ANY_TYPE)
     @_PUT
     @api_view
     def put_alert(name: str) -> Any:
         settings = AlertSettings.model_validate(json_body(bp.current_request))
-        row = manager.set_alert(queue_name(name), settings, actor(bp.current_request))
+        row = alert_hooks.set_alert(store, queue_name(name), settings, actor(bp.current_request))
         return json_response(_alert(name, row))
 
     @bp.route("/queues/{name}/alerts", methods=["DELETE"], content_types=ANY_TYPE)
     @_DELETE
     @api_view
     def delete_alert(name: str) -> Any:
-        removed = manager.remove_alert(queue_name(name), actor(bp.current_request))
+        removed = alert_hooks.remove_alert(store, queue_name(name), actor(bp.current_request))
         return json_response({"queue": name, "removed": removed})
 
     return bp
