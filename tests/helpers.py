@@ -7,12 +7,13 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from common.runner import Runner, RunResult
 
@@ -25,13 +26,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Each process's output, in a file: a pipe nobody reads fills at 64 KiB and then blocks the
+# process on its next log line (four runners logging every attempt stopped within a second).
+_OUTPUT: dict[int, IO[bytes]] = {}
+
+
 def start_djs(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+    process = subprocess.Popen(
         [sys.executable, "-m", "djs_cli.main", *args],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
     )
+    _OUTPUT[process.pid] = output
+    return process
+
+
+def output_of(process: subprocess.Popen[bytes]) -> str:
+    """What a process started by start_djs has written so far, stdout and stderr."""
+    output = _OUTPUT[process.pid]
+    output.seek(0)
+    return output.read().decode(errors="replace")
 
 
 def run_djs(
@@ -84,13 +100,18 @@ def wait_for_health(port: int, timeout_s: float = 15) -> None:
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> tuple[int, str]:
+    """SIGTERM (SIGKILL after timeout_s): the exit code and everything the process wrote."""
     process.terminate()
     try:
         out, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         out, _ = process.communicate(timeout=timeout_s)
-    return process.returncode, out.decode(errors="replace")
+    if process.pid not in _OUTPUT:  # not started by start_djs: its own pipe, if any
+        return process.returncode, (out or b"").decode(errors="replace")
+    text = output_of(process)
+    _OUTPUT.pop(process.pid).close()
+    return process.returncode, text
 
 
 def start_api(env: dict[str, str], timeout_s: float = 60) -> tuple[int, subprocess.Popen[bytes]]:
