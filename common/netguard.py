@@ -5,8 +5,11 @@ address returned, so a second DNS answer cannot differ from the one checked."""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
+import urllib.parse
+from dataclasses import dataclass
 
 from common.handlers import NonRetryableError
 
@@ -53,3 +56,41 @@ def vetted_address(
             else f"webhook host {host!r} has no address"
         )
     return str(addresses[0])
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes  # at most the `read_bytes` asked for
+    location: str | None
+
+
+def post(
+    url: urllib.parse.SplitResult,
+    data: bytes,
+    headers: dict[str, str],
+    allow: list[str],
+    timeout_s: float,
+    read_bytes: int,
+    setting: str = "DJS_WEBHOOK_ALLOW",
+) -> Answer:
+    """POST `data` to an http(s) `url` the caller has checked, connected to its vetted
+    address; no redirect is followed and at most `read_bytes` of the answer are read."""
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    address = vetted_address(host, port, allow, setting)
+    connection_class = (
+        http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    )
+    conn = connection_class(host, port, timeout=timeout_s)
+    # Connect to the address that was checked, not to the name resolved a second time; TLS
+    # still verifies the certificate against the host name.
+    conn._create_connection = lambda _, *args: socket.create_connection((address, port), *args)  # type: ignore[attr-defined]
+    try:
+        conn.request(
+            "POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), data, headers
+        )
+        response = conn.getresponse()
+        return Answer(response.status, response.read(read_bytes), response.getheader("Location"))
+    finally:
+        conn.close()

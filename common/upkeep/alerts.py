@@ -10,10 +10,8 @@ is down is not hammered by every process each turn.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -37,26 +35,18 @@ def post_alert(url: str, body: dict[str, Any], allow: list[str]) -> int:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"alert url must be http(s) with a host: {url!r}")
-    host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    address = netguard.vetted_address(host, port, allow, setting="DJS_ALERT_ALLOW")
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = connection_class(host, port, timeout=limits.ALERT_TIMEOUT_S)
-    # Connect to the address checked, not the name resolved again; TLS still checks the name.
-    conn._create_connection = lambda _, *args: socket.create_connection((address, port), *args)  # type: ignore[attr-defined]
     data = json.dumps(body, default=str).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "djs-alerts"}
-    try:
-        conn.request(
-            "POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), data, headers
-        )
-        response = conn.getresponse()
-        response.read(limits.ALERT_READ_BYTES)
-        return response.status
-    finally:
-        conn.close()
+    answer = netguard.post(
+        parts,
+        data,
+        headers,
+        allow,
+        limits.ALERT_TIMEOUT_S,
+        limits.ALERT_READ_BYTES,
+        setting="DJS_ALERT_ALLOW",
+    )
+    return answer.status
 
 
 class AlertLoop:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import csv
-import http.client
 import json
 import os
-import socket
 import time
 import urllib.parse
 from typing import Any
 
 from chalice.app import Blueprint
 
+from common import netguard
 from common.handlers import NonRetryableError
 from worker_app.config import HandlerSettings
 from worker_app.handlers import guards
@@ -70,42 +69,28 @@ def fail(event: dict[str, Any], context: Any) -> Any:
 
 @registry.handler(bp, "webhook", timeout_s=30)
 def webhook(event: dict[str, Any], context: Any) -> Any:
-    """POST payload.body as JSON to payload.url, a public address only (see guards.py) unless
+    """POST payload.body as JSON to payload.url, a public address only (common/netguard.py) unless
     DJS_WEBHOOK_ALLOW lists it. Redirects are not followed: a 3xx is the result. 4xx is not
     worth retrying; 5xx is retried."""
     payload = event["payload"]
     url = urllib.parse.urlsplit(str(payload.get("url", "")))
     if url.scheme not in ("http", "https") or not url.hostname:
         raise NonRetryableError(f"webhook url must be http(s) with a host: {payload.get('url')!r}")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    address = guards.vetted_address(url.hostname, port, settings().allowed_targets())
     timeout_s = min(
         _number(payload, "timeout_s", 5.0), context.get_remaining_time_in_millis() / 1000
     )
-    connection_class = (
-        http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = connection_class(url.hostname, port, timeout=max(timeout_s, 0.001))
-    # Connect to the address that was checked, not to the name resolved a second time; TLS
-    # still verifies the certificate against the host name.
-    conn._create_connection = lambda _, *args: socket.create_connection((address, port), *args)  # type: ignore[attr-defined]
     body = json.dumps(payload.get("body", {})).encode()
     headers = {"Content-Type": "application/json", "X-Djs-Job-Id": str(event["job_id"])}
-    try:
-        conn.request(
-            "POST", (url.path or "/") + (f"?{url.query}" if url.query else ""), body, headers
-        )
-        response = conn.getresponse()
-        text = response.read(4096).decode(errors="replace")
-    finally:
-        conn.close()
+    allow = settings().allowed_targets()
+    response = netguard.post(url, body, headers, allow, max(timeout_s, 0.001), 4096)
+    text = response.body.decode(errors="replace")
     if 400 <= response.status < 500:
         raise NonRetryableError(f"webhook answered {response.status}")
     if response.status >= 500:
         raise RuntimeError(f"webhook answered {response.status}")
     result: dict[str, Any] = {"status": response.status, "body": text}
     if 300 <= response.status < 400:
-        result["location"] = response.getheader("Location")
+        result["location"] = response.location
     return result
 
 
