@@ -117,11 +117,9 @@ def run_alerts() -> None:
     from common.services import Services
     from common.upkeep.alerts import AlertLoop, run_in_thread
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    _stop_with_parent()
     settings = Settings()
+    configure_for(settings)  # as the API's own processes log (the parent set the format)
+    _stop_with_parent()
     services = Services.connect(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
