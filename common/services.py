@@ -80,8 +80,8 @@ class Services:
         **options: Any,
     ) -> Runner:
         """A runner on these queues (name -> weight; None: every queue; `strict`: in the order
-        given, no weights), with the upkeep and
-        the enqueue listener unless told otherwise; `options` go to Runner."""
+        given, no weights), with the upkeep and the enqueue listener unless told otherwise;
+        `options` go to Runner."""
         s = self.settings
         selection = QueueSelection(
             queues,

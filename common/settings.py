@@ -8,6 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from common import limits
 from common.redact import DEFAULT_SENSITIVE_FIELDS
 
+# The levels DJS_LOG_LEVEL and --log-level take.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 class Settings(BaseSettings):
     """Everything djs reads from the environment. Construct once; pass it on."""
@@ -71,7 +74,7 @@ class Settings(BaseSettings):
     key_touch_interval_s: float = Field(default=30.0, gt=0)
     # Logging of the long-running commands (djs api, worker, dev): the least level shown,
     # and the format: `json` (one object per line) or `text` (for a human at a terminal).
-    log_level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+    log_level: str = Field(default="info", pattern=rf"(?i)^({'|'.join(LOG_LEVELS)})$")
     log_format: str | None = Field(default=None, pattern=r"^(json|text)$")
     # Payload and result fields (comma-separated names, any case, at any depth) whose values
     # are shown as `[redacted]` in logs and in the API's job reads (common/redact.py).

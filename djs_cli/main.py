@@ -12,7 +12,7 @@ import psycopg
 
 from common.errors import NotFound
 from common.logs import JSON, TEXT, TEXT_FORMAT, configure_for
-from common.settings import Settings
+from common.settings import LOG_LEVELS, Settings
 from common.store.migrate import migrate
 from djs_cli.admin import add_admin_commands
 from djs_cli.dashboard import add_dashboard_commands
@@ -189,7 +189,7 @@ def build_parser() -> Parser:
     for name in sorted(_LONG_RUNNING):
         sub.choices[name].add_argument(
             "--log-level",
-            choices=_LOG_LEVELS,
+            choices=LOG_LEVELS,
             type=str.lower,
             help="the least level logged (default: DJS_LOG_LEVEL, else info)",
         )
@@ -204,7 +204,6 @@ def build_parser() -> Parser:
 # Commands that run until stopped, logging as they go.
 _LONG_RUNNING = {"dev", "api", "worker", "bench"}
 _TEXT_BY_DEFAULT = {"dev", "bench"}
-_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
