@@ -1,0 +1,38 @@
+"""boto3 clients for the cloud path (Lambda, SQS, S3, SSM, Secrets Manager), made in one place.
+
+Where they connect, in this order:
+- `DJS_AWS_LOCALSTACK=1`: LocalStack, through localstack-client's session (its edge port on
+  `LOCALSTACK_HOST`, localhost:4566 by default; the Compose `aws` profile);
+- otherwise boto3's own resolution, which honours `AWS_ENDPOINT_URL` and
+  `AWS_ENDPOINT_URL_<SERVICE>` (a `moto_server` or LocalStack), then AWS itself.
+
+The region is `AWS_REGION`, then `AWS_DEFAULT_REGION`, then us-east-1 (moto's default), so a
+client can always be made; credentials stay boto3's business.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+DEFAULT_REGION = "us-east-1"
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def use_localstack() -> bool:
+    return os.environ.get("DJS_AWS_LOCALSTACK", "").strip().lower() in ("1", "true", "yes")
+
+
+def client(service: str, config: Config | None = None) -> Any:
+    """A boto3 client for `service`, pointed at LocalStack, an endpoint override, or AWS."""
+    if use_localstack():
+        from localstack_client.session import Session  # only the local emulation needs it
+
+        return Session(region_name=region()).client(service, config=config)
+    return boto3.session.Session().client(service, region_name=region(), config=config)
