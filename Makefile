@@ -12,7 +12,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test,dev-servers,bench]"
 	touch $(STAMP)
 
-install: $(STAMP)
+## `djs package` builds the Lambda zips offline from what this makes: a Python 3.12 build venv
+## with chalice (Lambda's runtime follows the Python that packages) and a wheelhouse of the
+## apps' requirements as manylinux x86_64 CPython 3.12 wheels. PACKAGE_PYTHON picks the
+## interpreter (3.12 or newer; the wheelhouse is for its version).
+PACKAGE_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12) python3.12)
+PACKAGE_DIR    := .djs/package
+PACKAGE_VENV   := $(PACKAGE_DIR)/venv/.installed
+WHEELHOUSE     := $(PACKAGE_DIR)/wheelhouse/.filled
+LAMBDA_REQS    := api_app/requirements.txt worker_app/requirements.txt
+
+$(PACKAGE_VENV): $(STAMP)
+	$(PACKAGE_PYTHON) -m venv $(PACKAGE_DIR)/venv
+	$(PACKAGE_DIR)/venv/bin/pip install --quiet --upgrade pip
+	$(PACKAGE_DIR)/venv/bin/pip install --quiet "chalice==$$($(BIN)/python -c 'import chalice; print(chalice.__version__)')"
+	touch $@
+
+$(WHEELHOUSE): $(PACKAGE_VENV) $(LAMBDA_REQS)
+	$(PACKAGE_DIR)/venv/bin/pip download --quiet --only-binary=:all: \
+		--platform manylinux2014_x86_64 --implementation cp \
+		--python-version $$($(PACKAGE_DIR)/venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+		-d $(PACKAGE_DIR)/wheelhouse $(addprefix -r ,$(LAMBDA_REQS))
+	touch $@
+
+install: $(STAMP) $(PACKAGE_VENV) $(WHEELHOUSE)
 
 ## Run the whole system: Postgres + Redis (embedded if none answer), migrations, API, runner.
 ## The API listens on PORT: `make dev PORT=8001`.
@@ -23,7 +46,7 @@ dev: $(STAMP)
 ## Lint, type-check, check the layers (import-linter), and run every test against real
 ## PostgreSQL and Redis: the parallel suite first, then the serial one (the short chaos
 ## suite, the bench smoke test) alone.
-test: lint
+test: lint $(PACKAGE_VENV) $(WHEELHOUSE)
 	$(BIN)/pytest -n auto -m "not serial"
 	$(BIN)/pytest -p no:xdist -m serial
 

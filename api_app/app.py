@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from api_app.auth.authorizer import lambda_authorizer
 from api_app.factory import create_app
 from common.services import Services
 from common.settings import Settings
@@ -14,3 +15,6 @@ if "chalice.local" in sys.modules:  # started by `chalice local`
     tune_chalice_local()
 
 app = create_app(Services.connect(Settings()))
+# Behind API Gateway the authorizer is a Lambda function of its own, whose handler Chalice
+# names `app.djs_key` (sam.json): it must be an attribute of this module.
+djs_key = lambda_authorizer(app)

@@ -13,10 +13,10 @@ client can always be made; credentials stay boto3's business.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
+if TYPE_CHECKING:
+    from botocore.config import Config
 
 DEFAULT_REGION = "us-east-1"
 
@@ -31,6 +31,10 @@ def use_localstack() -> bool:
 
 def client(service: str, config: Config | None = None) -> Any:
     """A boto3 client for `service`, pointed at LocalStack, an endpoint override, or AWS."""
+    # Imported here, not at the top: Lambda's runtime supplies boto3 (the zips do not vendor
+    # it), and app.py must import without it (tests/test_package.py imports the zips bare).
+    import boto3
+
     if use_localstack():
         from localstack_client.session import Session  # only the local emulation needs it
 

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Payload and result fields (comma-separated names, any case, at any depth) whose values
     # are shown as `[redacted]` in logs and in the API's job reads (common/redact.py).
     sensitive_fields: str = DEFAULT_SENSITIVE_FIELDS
+    # `djs package`: the Python 3.12+ (chalice installed) that packages; Lambda's runtime
+    # follows it. Empty: the build venv `make install` makes (.djs/package/venv).
+    package_python: str = ""
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""

@@ -21,6 +21,7 @@ from djs_cli.devstate import default_data_dir, settings_with_dev_servers
 from djs_cli.errors import USAGE, explain
 from djs_cli.keys import add_key_commands
 from djs_cli.net import cannot_listen, ensure_port_free
+from djs_cli.package import add_package_command
 from djs_cli.worker import add_worker
 from djs_cli.workers import add_workers_command
 
@@ -184,7 +185,13 @@ def build_parser() -> Parser:
     parser = Parser(prog="djs")
     sub = parser.add_subparsers(dest="command", required=True)
     adders = (_add_dev, _add_api, add_worker, _add_jobs, _add_bench, add_admin_commands)
-    for add in (*adders, add_key_commands, add_workers_command, add_dashboard_commands):
+    for add in (
+        *adders,
+        add_key_commands,
+        add_workers_command,
+        add_dashboard_commands,
+        add_package_command,
+    ):
         add(sub)
     for name in sorted(_LONG_RUNNING):
         sub.choices[name].add_argument(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalice.app import AuthRequest, Chalice
+from chalice.app import AuthRequest, Chalice, ChaliceAuthorizer
 
 from api_app.auth.refusal import Unauthorized, Unavailable
 from api_app.auth.roles import MINIMUM_ROLE, PUBLIC, allowed, check_roles_known
@@ -60,6 +60,17 @@ def install_authorizer(app: Chalice, verifier: KeyVerifier) -> None:
             if (method, path) not in MINIMUM_ROLE:
                 raise UnguardedRoute(f"{method} {path}: add it to api_app/auth/roles.py")
             entry.authorizer = djs_key
+
+
+def lambda_authorizer(app: Chalice) -> ChaliceAuthorizer:
+    """The authorizer as a function of the app's module: on AWS its own Lambda function is
+    called by the handler string Chalice gave it, `app.djs_key`, so api_app/app.py must
+    have it as `djs_key` (found on the routes it guards: install_authorizer defines it)."""
+    for methods in app.routes.values():
+        for entry in methods.values():
+            if isinstance(entry.authorizer, ChaliceAuthorizer):
+                return entry.authorizer
+    raise UnguardedRoute("no route has the authorizer: install_authorizer was not called")
 
 
 def _context(identity: Identity) -> dict[str, Any]:
