@@ -112,6 +112,7 @@ def package_app(spec: AppSpec, build: Build, stage: str, target: Path) -> None:
         staging = Path(tmp) / spec.source
         _stage(spec, staging)
         _vendor_requirements(spec, build, staging / "vendor")
+        _compile(build, staging)
         _chalice_package(build, staging, stage, target)
     check_zip(target / "deployment.zip", spec.required)
     check_runtime(target / "sam.json")
@@ -178,6 +179,7 @@ def _vendor_requirements(spec: AppSpec, build: Build, vendor: Path) -> None:
     major, minor = build.version
     command = [
         *(str(build.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+        "--no-compile",  # _compile does it, in the form a zip can use
         *("--no-index", "--find-links", str(build.wheelhouse.resolve())),
         *("--only-binary=:all:", "--platform", PLATFORM, "--implementation", "cp"),
         *("--python-version", f"{major}.{minor}", "--target", str(vendor)),
@@ -189,6 +191,18 @@ def _vendor_requirements(spec: AppSpec, build: Build, vendor: Path) -> None:
             f"{spec.source}: its requirements are not all in {build.wheelhouse} for Python "
             f"{major}.{minor} on {PLATFORM} (`make install` fills it): {_tail(done)}"
         )
+
+
+def _compile(build: Build, staging: Path) -> None:
+    """Bytecode for every module, checked by hash, never by time: the zip's files all carry
+    the same 1980 timestamp, so time-checked .pyc files would be stale on Lambda, whose
+    /var/task is read-only: each cold start would compile every module again (importing the
+    API's app.py bare took 3.4 s so, 1.2 to 1.8 s with these, on this machine)."""
+    command = [str(build.python), "-m", "compileall", "-q", "-f", "-j", "0"]
+    command += ["--invalidation-mode", "unchecked-hash", str(staging)]
+    done = _run(command, timeout_s=CHALICE_TIMEOUT_S)
+    if done.returncode != 0:
+        raise CliError(f"compiling {staging.name} failed: {_tail(done)}")
 
 
 def _chalice_package(build: Build, staging: Path, stage: str, target: Path) -> None:

@@ -105,6 +105,22 @@ def test_each_zip_holds_common_its_app_and_a_312_runtime(packaged: Path) -> None
             assert properties["CodeUri"] == "./deployment.zip"
 
 
+def test_the_zips_bytecode_is_checked_by_hash_not_by_time(packaged: Path) -> None:
+    """Every file of a zip is dated 1980 and /var/task is read-only: a time-checked .pyc
+    would be stale, and each cold start would compile every module again."""
+    for name in ("api", "worker"):
+        with zipfile.ZipFile(packaged / name / "deployment.zip") as archive:
+            names = archive.namelist()
+            for module in ("common/__pycache__/manager.", "pydantic/__pycache__/main."):
+                [pyc] = [n for n in names if n.startswith(module) and n.endswith(".pyc")]
+                flags = int.from_bytes(archive.read(pyc)[4:8], "little")
+                assert flags == 1, (pyc, flags)  # PEP 552: hash-based, source not checked
+            # All but chalice/app.py, which Chalice adds itself (and the root app.py).
+            sources = [n for n in names if n.endswith(".py") and "/" in n and n[:8] != "chalice/"]
+            compiled = {n.split("/__pycache__/")[0] for n in names if n.endswith(".pyc")}
+            assert {s.rsplit("/", 1)[0] for s in sources} <= compiled
+
+
 def test_the_sam_templates_pass_cfn_lint(packaged: Path) -> None:
     templates = [str(packaged / name / "sam.json") for name in ("api", "worker")]
     done = subprocess.run([str(CFN_LINT), *templates], capture_output=True, text=True, timeout=300)
