@@ -96,7 +96,7 @@ class Build:
 def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
     _check_stage(args.stage)
     build = _build(args.python or settings.package_python, Path(args.wheelhouse))
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # chalice runs in the staging folder
     for spec in APPS:  # every folder checked before anything is written
         _clear(out / spec.name)
     for spec in APPS:
@@ -120,6 +120,7 @@ def package_app(spec: AppSpec, build: Build, stage: str, target: Path) -> None:
 
 def _build(python: str, wheelhouse: Path) -> Build:
     path = Path(python).expanduser() if python else BUILD_DIR / "venv" / "bin" / "python"
+    path = path.absolute()  # not resolve(): a venv's python is a symlink out of its venv
     if not path.exists():
         raise CliError(
             f"no build Python at {path}: `make install` makes the build venv (Python 3.12 with "

@@ -37,14 +37,16 @@ MARK = "djs-step-answer "
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not LAMBDA_PYTHON.exists():
         pytest.fail(f"no build venv at {LAMBDA_PYTHON}: run `make install`")
-    out = tmp_path_factory.mktemp("dist")
+    where = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
-        [str(DJS), "package", "--out", str(out), "--stage", "prod"],
+        [str(DJS), "package", "--out", "built", "--stage", "prod"],  # relative to cwd
+        cwd=where,
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert done.returncode == 0, done.stderr
+    out = where / "built"
     for name in ("api", "worker"):
         with zipfile.ZipFile(out / name / "deployment.zip") as archive:
             archive.extractall(out / "unpacked" / name)
