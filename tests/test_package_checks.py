@@ -5,10 +5,12 @@ holding other files; and the apps' Lambda requirements keep pyproject.toml's bou
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,13 @@ import pytest
 from djs_cli.errors import CliError
 from djs_cli.main import main
 from djs_cli.package import APPS, BUILD_DIR, ROOT, check_runtime, check_zip
+
+
+@pytest.fixture(autouse=True)
+def _logging_back() -> Iterator[None]:
+    """main() turns warnings off for a one-shot command: not for the tests after these."""
+    yield
+    logging.disable(logging.NOTSET)
 
 
 def test_a_zip_without_common_is_refused(tmp_path: Path) -> None:
