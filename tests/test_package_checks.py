@@ -17,7 +17,7 @@ import pytest
 
 from djs_cli.errors import CliError
 from djs_cli.main import main
-from djs_cli.package import APPS, BUILD_DIR, ROOT, check_runtime, check_zip
+from djs_cli.package import APPS, BUILD_DIR, PLATFORM, ROOT, check_runtime, check_zip
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +119,9 @@ def test_lambda_requirements_keep_the_bounds_of_pyproject() -> None:
             name = re.split(r"[\[<>=!~]", requirement)[0].lower()
             assert name in declared, f"{spec.source}: {requirement} is not in pyproject"
             assert requirement == declared[name], (spec.source, requirement)
+
+
+def test_the_wheelhouse_is_filled_for_the_platform_djs_package_installs_for() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"--platform {PLATFORM}" in makefile
+    assert "--only-binary=:all:" in makefile
