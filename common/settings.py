@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # Payload and result fields (comma-separated names, any case, at any depth) whose values
     # are shown as `[redacted]` in logs and in the API's job reads (common/redact.py).
     sensitive_fields: str = DEFAULT_SENSITIVE_FIELDS
+    # How a runner calls handlers: `local` (in its own threads) or `lambda` (boto3
+    # lambda.invoke of the deployed function `{lambda_function_prefix}{job type}`, the name
+    # Chalice gives it: `{app_name}-{stage}-{name}`). `djs worker --invoke` overrides it.
+    invoke: str = Field(default="local", pattern=r"^(local|lambda)$")
+    lambda_function_prefix: str = Field(
+        default="djs-worker-prod-", pattern=r"^[A-Za-z0-9_-]{0,63}$"
+    )
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""
