@@ -16,12 +16,14 @@ boto3 request and response are the real ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import traceback
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,6 +36,11 @@ _PATH = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations$")
 class LambdaStandIn:
     def __init__(self, app: Chalice, prefix: str, timeout_s: dict[str, float] | None = None):
         self.client = Client(app)
+        # chalice's invoke swaps the process-wide os.environ for a copy while it runs (to set
+        # the stage's variables) and puts back what it found: with invokes that overlap, or
+        # that outlive a test (a timed-out one), it puts back stale copies, and the test's
+        # AWS_ENDPOINT_URL_LAMBDA vanished. This app has no stage variables: nothing to set.
+        self.client.lambda_._patched_env_vars = _no_variables  # type: ignore[method-assign]
         self.handlers = app.handler_map
         self.prefix = prefix
         self.timeout_s = timeout_s or {}  # by function name; else 60 s
@@ -94,6 +101,12 @@ class LambdaStandIn:
             marshal = {"errorType": "Runtime.MarshalError", "errorMessage": str(exc)}
             return 200, {"X-Amz-Function-Error": "Unhandled"}, marshal
         return 200, {}, value
+
+
+@contextlib.contextmanager
+def _no_variables(variables: dict[str, str]) -> Iterator[None]:
+    assert not variables, "the stand-in runs apps without stage environment variables"
+    yield
 
 
 def _runtime_error(exc: BaseException) -> dict[str, Any]:

@@ -38,7 +38,9 @@ APP.register_blueprint(hardening_handlers.bp)
 
 
 def aws_env(monkeypatch: pytest.MonkeyPatch, lambda_url: str) -> None:
-    """boto3 reaches `lambda_url` only: fake credentials, no metadata service, no LocalStack."""
+    """boto3 reaches `lambda_url` only: fake credentials, no metadata service, no LocalStack,
+    and any other endpoint a closed port on 127.0.0.1 (never AWS itself)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     if lambda_url:
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -226,17 +228,18 @@ def test_what_lambda_cannot_take_is_refused_before_it_is_sent(standin: LambdaSta
 def test_error_documents_map_to_the_closed_set_of_outcomes() -> None:
     def error(doc: Any) -> Exception:
         with pytest.raises(InvokeFailed) as raised:
-            outcome_of("f", "Unhandled", json.dumps(doc).encode())
+            outcome_of("f", "Unhandled", json.dumps(doc).encode(), job("f", attempt=2))
         return raised.value.error
 
     timed_out = {"errorType": "Sandbox.Timedout", "errorMessage": "RequestId: x Error: gone"}
     assert isinstance(error(timed_out), JobTimeout)
     retry = error({"errorType": "Retry", "errorMessage": "later"})
     assert type(retry) is Retry and str(retry) == "later"
+    assert retry.delay_s == 2.0  # the job's backoff after attempt 2: its own delay is lost
     other = error("a bare string")
     assert isinstance(other, FunctionError) and other.error_type == "Unhandled"
     with pytest.raises(NonRetryableError, match="not JSON"):
-        outcome_of("f", None, b"{nope")
+        outcome_of("f", None, b"{nope", job("f"))
     with pytest.raises(NonRetryableError, match="answered more than"):
-        outcome_of("f", None, b" " * (LAMBDA_MAX_PAYLOAD_BYTES + 1))
-    assert outcome_of("f", None, b"") is None
+        outcome_of("f", None, b" " * (LAMBDA_MAX_PAYLOAD_BYTES + 1), job("f"))
+    assert outcome_of("f", None, b"", job("f")) is None

@@ -151,7 +151,7 @@ def test_djs_worker_invoke_lambda(
     env.pop("DJS_AWS_LOCALSTACK", None)
     env.update(AWS_ENDPOINT_URL_LAMBDA=standin.url, AWS_ACCESS_KEY_ID="testing")
     env.update(AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
-    env.update(AWS_EC2_METADATA_DISABLED="true")
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_ENDPOINT_URL="http://127.0.0.1:9")
     done = run_djs(["worker", "--invoke", "lambda", "--burst", "--concurrency", "2"], env, tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"invoking Lambda functions {PREFIX}<type>" in done.stdout + done.stderr

@@ -142,10 +142,10 @@ class LambdaInvoker:
             raise _client_error(name, job, exc) from exc
         except BotoCoreError as exc:  # no connection, a read that timed out
             raise LambdaServiceError(f"invoking Lambda function {name} failed: {exc}") from exc
-        return outcome_of(name, response.get("FunctionError"), raw)
+        return outcome_of(name, response.get("FunctionError"), raw, job)
 
 
-def outcome_of(name: str, function_error: str | None, raw: bytes) -> Any:
+def outcome_of(name: str, function_error: str | None, raw: bytes, job: ClaimedJob) -> Any:
     """The result of an invoke that Lambda answered with 200, or the outcome it raises."""
     if len(raw) > LAMBDA_MAX_PAYLOAD_BYTES:
         raise NonRetryableError(
@@ -157,13 +157,19 @@ def outcome_of(name: str, function_error: str | None, raw: bytes) -> Any:
         what = "error" if function_error else "result"
         raise NonRetryableError(f"Lambda function {name}'s {what} is not JSON: {exc}") from exc
     if function_error:
-        raise _function_error(name, payload)
+        raise _function_error(name, payload, job)
     return payload
 
 
-def _function_error(name: str, payload: Any) -> InvokeFailed:
+def _backoff_s(job: ClaimedJob) -> float:
+    return backoff_ms(job.backoff, job.attempt - job.attempt_offset) / 1000
+
+
+def _function_error(name: str, payload: Any, job: ClaimedJob) -> InvokeFailed:
     """A function that raised (Unhandled) or returned an error (Handled): its errorType says
-    which outcome; the stackTrace becomes the attempt's traceback."""
+    which outcome; the stackTrace becomes the attempt's traceback. A `Retry` waits the job's
+    backoff: its delay_s is lost on the way (Lambda's error document holds only the type, the
+    message and the stack)."""
     body = payload if isinstance(payload, dict) else {"errorMessage": str(payload)}
     error_type = str(body.get("errorType") or "")[:_MAX_ERROR_TYPE_CHARS]
     message = str(body.get("errorMessage") or "")
@@ -171,7 +177,7 @@ def _function_error(name: str, payload: Any) -> InvokeFailed:
     if error_type == "NonRetryableError":
         error = NonRetryableError(message)
     elif error_type == "Retry":
-        error = Retry(reason=message or "retry requested")
+        error = Retry(_backoff_s(job), message or "retry requested")
     elif error_type == "Sandbox.Timedout" or _TIMED_OUT.search(message):
         error = JobTimeout(f"Lambda function {name}: {message or 'timed out'}")
     else:
@@ -205,8 +211,7 @@ def _client_error(name: str, job: ClaimedJob, exc: ClientError) -> Exception:
             f" DJS_LAMBDA_FUNCTION_PREFIX): {message}"
         )
     if code == "TooManyRequestsException" or status == 429:
-        attempt = job.attempt - job.attempt_offset
-        delay_s = max(MIN_THROTTLE_DELAY_S, backoff_ms(job.backoff, attempt) / 1000)
+        delay_s = max(MIN_THROTTLE_DELAY_S, _backoff_s(job))
         return Retry(delay_s, f"Lambda throttled function {name}: {message}")
     if status >= 500 or status == 409 or status == 0:
         return LambdaServiceError(f"Lambda could not run function {name}: {code}: {message}")
