@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import requests
-from chalice.app import Chalice
+from chalice.app import Blueprint, Chalice
 from moto import mock_aws
 
-from common.handlers import JobTimeout, NonRetryableError, Retry
+from common.handlers import HandlerRegistry, JobTimeout, NonRetryableError, Retry
 from common.records import ClaimedJob
 from common.runner.invoke import (
     LAMBDA_MAX_PAYLOAD_BYTES,
@@ -32,9 +32,37 @@ from tests.lambda_standin import LambdaStandIn
 from worker_app.handlers import examples
 
 PREFIX = "djs-worker-test-"
+# Handlers only these tests deploy: registered as worker_app's are, into a registry of their own.
+extra = HandlerRegistry()
+extra_bp = Blueprint(__name__)
+
+
+@extra.handler(extra_bp, "later")
+def later(event: dict[str, Any], context: Any) -> Any:
+    """Asks for a retry in payload.delay_s on its first attempt; done on the next."""
+    if event["attempt"] == 1:
+        raise Retry(delay_s=float(event["payload"]["delay_s"]), reason="later please")
+    return {"attempt": event["attempt"]}
+
+
+@extra.handler(extra_bp, "introspect")
+def introspect(event: dict[str, Any], context: Any) -> Any:
+    """What a handler's context says, under Lambda."""
+    context.log("a line")
+    context.progress(50)
+    return {
+        "type": type(context).__name__,
+        "job_id": context.job_id,
+        "attempt": context.attempt,
+        "cancelled": context.cancelled,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "logs": context.logs,
+    }
+
+
 APP = Chalice(app_name="djs-worker")
-APP.register_blueprint(examples.bp)
-APP.register_blueprint(hardening_handlers.bp)
+for blueprint in (examples.bp, hardening_handlers.bp, extra_bp):
+    APP.register_blueprint(blueprint)
 
 
 def aws_env(monkeypatch: pytest.MonkeyPatch, lambda_url: str) -> None:
@@ -174,6 +202,28 @@ def test_the_functions_own_timeout_is_a_job_timeout(standin: LambdaStandIn) -> N
     failed = failure(LambdaInvoker(PREFIX, 2), "stubborn", {"seconds": 3})
     assert isinstance(failed.error, JobTimeout)
     assert "Task timed out after 0.50 seconds" in str(failed.error)
+
+
+def test_a_retry_keeps_its_delay_across_lambda(standin: LambdaStandIn) -> None:
+    failed = failure(LambdaInvoker(PREFIX, 2), "later", {"delay_s": 2.5})
+    assert isinstance(failed.error, Retry)
+    assert failed.error.delay_s == 2.5 and str(failed.error) == "later please"
+    assert "in later\n" in failed.traceback  # the handler's own frame
+
+
+def test_a_handler_under_lambda_gets_a_job_context(standin: LambdaStandIn) -> None:
+    invoker = LambdaInvoker(PREFIX, 2)
+    seen = invoke(invoker, "introspect", {})
+    assert {k: v for k, v in seen.items() if k != "remaining_ms"} == {
+        "type": "JobContext",
+        "job_id": 7,
+        "attempt": 1,
+        "cancelled": False,
+        "logs": ["a line"],
+    }
+    assert 0 < seen["remaining_ms"] <= 3000  # chalice's Lambda context: 3 s to run
+    # worker_app's sleep reads context.cancelled: Lambda's own context has no such field.
+    assert invoke(invoker, "sleep", {"seconds": 0.05}) == {"slept_s": 0.05}
 
 
 def test_a_throttle_is_retried_after_a_delay_and_invoked_once(standin: LambdaStandIn) -> None:

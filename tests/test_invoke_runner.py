@@ -126,6 +126,22 @@ def test_a_throttle_is_retried_after_a_delay_then_completes(
     assert standin.calls == [f"{PREFIX}echo"] * 2
 
 
+def test_a_retry_waits_the_delay_its_handler_gave(lambda_services: Services) -> None:
+    fast = {"type": "fixed", "delay_ms": 10}  # the backoff alone would retry at once
+    job_id = _submit(lambda_services, "later", payload={"delay_s": 1.5}, attempts=2, backoff=fast)
+    started = time.monotonic()
+    _run(lambda_services)
+    job = _job(lambda_services, job_id)
+    assert (job.status, job.result) == ("completed", {"attempt": 2})
+    first = job.history[0]
+    assert (first.outcome, first.error_type, first.error_message) == (
+        "retried",
+        "Retry",
+        "later please",
+    )
+    assert time.monotonic() - started >= 1.5
+
+
 def test_a_missing_function_fails_the_job_non_retryable(lambda_services: Services) -> None:
     job_id = _submit(lambda_services, "nosuch", attempts=5)
     _run(lambda_services)

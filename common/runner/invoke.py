@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from common import aws
 from common.handlers import (
+    RETRY_DELAY_MARK,
     Event,
     HandlerRegistry,
     JobContext,
@@ -167,9 +168,7 @@ def _backoff_s(job: ClaimedJob) -> float:
 
 def _function_error(name: str, payload: Any, job: ClaimedJob) -> InvokeFailed:
     """A function that raised (Unhandled) or returned an error (Handled): its errorType says
-    which outcome; the stackTrace becomes the attempt's traceback. A `Retry` waits the job's
-    backoff: its delay_s is lost on the way (Lambda's error document holds only the type, the
-    message and the stack)."""
+    which outcome; the stackTrace becomes the attempt's traceback."""
     body = payload if isinstance(payload, dict) else {"errorMessage": str(payload)}
     error_type = str(body.get("errorType") or "")[:_MAX_ERROR_TYPE_CHARS]
     message = str(body.get("errorMessage") or "")
@@ -177,12 +176,21 @@ def _function_error(name: str, payload: Any, job: ClaimedJob) -> InvokeFailed:
     if error_type == "NonRetryableError":
         error = NonRetryableError(message)
     elif error_type == "Retry":
-        error = Retry(_backoff_s(job), message or "retry requested")
+        error = _retry(message, job)
     elif error_type == "Sandbox.Timedout" or _TIMED_OUT.search(message):
         error = JobTimeout(f"Lambda function {name}: {message or 'timed out'}")
     else:
         error = FunctionError(error_type or "Unhandled", message)
     return InvokeFailed(error, _stack_text(name, body.get("stackTrace"), error_type, message))
+
+
+def _retry(message: str, job: ClaimedJob) -> Retry:
+    """A Retry with the delay its handler gave (written into its message by the Lambda entry,
+    common/handlers.py), else the job's backoff."""
+    mark = RETRY_DELAY_MARK.search(message)
+    if mark is None:
+        return Retry(_backoff_s(job), message or "retry requested")
+    return Retry(float(mark.group(1)), message[: mark.start()] or "retry requested")
 
 
 def _stack_text(name: str, stack: Any, error_type: str, message: str) -> str:
