@@ -34,7 +34,7 @@ from common.handlers import (
 from common.logs import job_fields
 from common.models import unstorable_json
 from common.records import ClaimedJob
-from common.runner.invoke import InvokeFailed, Invoker, LocalInvoker
+from common.runner.invoke import InvokeFailed, Invoker, LocalInvoker, error_name
 from common.runner.taskline import TaskLine
 
 log = logging.getLogger("djs.executor")
@@ -207,7 +207,7 @@ class JobExecutor:
         if outcome.error is None:
             log.info("attempt completed", extra=fields)
             return
-        fields["error_type"] = type(outcome.error).__name__
+        fields["error_type"] = error_name(outcome.error)
         fields["error"] = str(outcome.error)[: limits.MAX_ERROR_CHARS]
         log.info("attempt failed: %s", fields["error_type"], extra=fields)
 

@@ -71,6 +71,11 @@ class FunctionError(Exception):
         self.error_type = error_type
 
 
+def error_name(error: BaseException) -> str:
+    """The error type an attempt's history and log line name: a Lambda function's own."""
+    return error.error_type if isinstance(error, FunctionError) else type(error).__name__
+
+
 class LambdaServiceError(Exception):
     """Lambda could not run the function (a 5xx, a function not ready, no connection):
     not the handler's fault; retried with the job's backoff."""
@@ -108,14 +113,14 @@ class LambdaInvoker:
     """Calls `{prefix}{job type}` with the event, synchronously, and maps what Lambda answers
     to an outcome (see `outcome_of`)."""
 
-    def __init__(self, prefix: str, concurrency: int, client: Any = None) -> None:
+    def __init__(self, prefix: str, concurrency: int) -> None:
         if not FUNCTION_PREFIX.match(prefix):
             raise ValueError(
                 f"the Lambda function prefix {prefix!r} must be at most 63 letters, digits, '-'"
                 " or '_'"
             )
         self.prefix = prefix
-        self.client = client or aws.client("lambda", config=lambda_config(concurrency))
+        self.client = aws.client("lambda", config=lambda_config(concurrency))
 
     def function_name(self, job_type: str) -> str:
         name = self.prefix + job_type
