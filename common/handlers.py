@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -85,6 +87,49 @@ class JobContext:
 
 HandlerFunc = Callable[[Event, Any], Any]
 
+# How a Retry's delay crosses Lambda: its error document carries a type, a message and a
+# stack, so the delay rides at the end of the message (common/runner/invoke.py reads it).
+RETRY_DELAY_MARK = re.compile(r" \[retry in (\d{1,12}(?:\.\d{1,6})?) s\]$")
+
+
+def lambda_entry(func: HandlerFunc) -> HandlerFunc:
+    """What AWS Lambda calls for a handler: the same function, given a JobContext made from
+    Lambda's context (so `cancelled`, `log`, `progress` and the remaining time work as under a
+    runner), and a Retry's delay written into its message. A JobContext passes straight on."""
+
+    @functools.wraps(func)
+    def entry(event: Event, context: Any) -> Any:
+        if isinstance(context, JobContext):
+            return func(event, context)
+        try:
+            return func(event, _from_lambda(event, context))
+        except Retry as exc:
+            if not RETRY_DELAY_MARK.search(str(exc)):
+                exc.args = (f"{exc} [retry in {max(0.0, min(exc.delay_s, 1e9)):.3f} s]",)
+            raise  # the same exception: Lambda's stackTrace keeps the handler's frames
+
+    return entry
+
+
+def _from_lambda(event: Any, context: Any) -> JobContext:
+    """A JobContext from Lambda's context and the runner's event (each field checked)."""
+    fields = event if isinstance(event, dict) else {}
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    remaining_s = float(remaining()) / 1000 if callable(remaining) else DEFAULT_TIMEOUT_S
+    return JobContext(
+        function_name=str(getattr(context, "function_name", "")),
+        job_id=_whole(fields.get("job_id")),
+        attempt=_whole(fields.get("attempt")),
+        deadline=time.monotonic() + remaining_s,
+        timeout_s=remaining_s,
+        aws_request_id=str(getattr(context, "aws_request_id", "")),
+        memory_limit_in_mb=_whole(getattr(context, "memory_limit_in_mb", 0)),
+    )
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
 
 @dataclass(frozen=True)
 class HandlerSpec:
@@ -107,10 +152,12 @@ class HandlerRegistry:
         def register(func: HandlerFunc) -> HandlerFunc:
             if job_type in self._specs:
                 raise ValueError(f"job type {job_type!r} registered twice")
+            # A runner calls `func` itself; Lambda calls the module's name for it, the entry.
             self._specs[job_type] = HandlerSpec(job_type, func, timeout_s)
+            entry = lambda_entry(func)
             # Chalice wraps it as a Lambda function named after the job type.
-            app.lambda_function(name=job_type)(func)
-            return func
+            app.lambda_function(name=job_type)(entry)
+            return entry
 
         return register
 

@@ -9,6 +9,7 @@ from common.handlers import HandlerRegistry
 from common.manager import JobManager
 from common.ratelimit import RateLimiter, TokenBuckets
 from common.runner import QueueSelection, Runner, Upkeep
+from common.runner.invoke import INVOKERS, Invoker, LambdaInvoker
 from common.settings import Settings
 from common.upkeep.alerts import AlertLoop
 from common.upkeep.janitor import Janitor
@@ -77,11 +78,12 @@ class Services:
         strict: bool = False,
         upkeep: list[Upkeep] | None = None,
         listen: bool = True,
+        invoke: str | None = None,
         **options: Any,
     ) -> Runner:
         """A runner on these queues (name -> weight; None: every queue; `strict`: in the order
-        given, no weights), with the upkeep and the enqueue listener unless told otherwise;
-        `options` go to Runner."""
+        given, no weights), with the upkeep and the enqueue listener unless told otherwise,
+        calling handlers as `invoke` says (None: DJS_INVOKE); `options` go to Runner."""
         s = self.settings
         selection = QueueSelection(
             queues,
@@ -96,6 +98,7 @@ class Services:
             "lease_s": s.lease_s,
             "grace_s": s.grace_s,
             "beat_interval_s": s.beat_interval_s,
+            "invoker": self.invoker(invoke or s.invoke, options.get("concurrency", 8)),
         }
         return Runner(
             self.manager,
@@ -105,6 +108,15 @@ class Services:
             listener=listener,
             **{**defaults, **options},
         )
+
+    def invoker(self, invoke: str, concurrency: int) -> Invoker | None:
+        """None for `local` (the runner calls its registry's handlers); `lambda` invokes their
+        deployed functions, with a connection per job thread."""
+        if invoke == "local":
+            return None
+        if invoke == "lambda":
+            return LambdaInvoker(self.settings.lambda_function_prefix, concurrency)
+        raise ValueError(f"invoke must be one of {', '.join(INVOKERS)}, not {invoke!r}")
 
     def close(self) -> None:
         if self._limiter is not None:

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     # `djs package`: the Python 3.12+ (chalice installed) that packages; Lambda's runtime
     # follows it. Empty: the build venv `make install` makes (.djs/package/venv).
     package_python: str = ""
+    # How a runner calls handlers: `local` (in its own threads) or `lambda` (boto3
+    # lambda.invoke of the deployed function `{lambda_function_prefix}{job type}`, the name
+    # Chalice gives it: `{app_name}-{stage}-{name}`). `djs worker --invoke` overrides it.
+    invoke: str = Field(default="local", pattern=r"^(local|lambda)$")
+    lambda_function_prefix: str = Field(
+        default="djs-worker-prod-", pattern=r"^[A-Za-z0-9_-]{0,63}$"
+    )
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""

@@ -52,16 +52,18 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         burst=args.burst,
         cancel_grace_s=args.cancel_grace_s,
         max_leaked_threads=args.max_leaked_threads,
+        invoke=args.invoke,
     )
     _signals_call(runner.stop)
     probe = _probe(args, runner, services) if args.health_port else None
     log.info(
-        "worker %s on %s, concurrency %d, handlers: %s%s",
+        "worker %s on %s, concurrency %d, %s: %s%s",
         runner.worker_id,
         (f"queues {args.queues}" + (" (strict order)" if args.strict else ""))
         if queues
         else "every queue",
         args.concurrency,
+        _invoking(args.invoke or settings.invoke, settings.lambda_function_prefix),
         ", ".join(registry.types()),
         f", health on {args.health_host}:{probe.port}" if probe else "",
     )
@@ -73,6 +75,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if result.replace and not runner.stop_requested:  # a SIGTERM during the drain wins
         _replace_this_process(result.replace)
     return 0
+
+
+def _invoking(invoke: str, prefix: str) -> str:
+    if invoke == "lambda":
+        return f"invoking Lambda functions {prefix}<type> for"
+    return "handlers"
 
 
 def _probe(args: argparse.Namespace, runner: Any, services: Any) -> Any:
@@ -138,6 +146,13 @@ def add_worker(sub: Any) -> None:
         type=_within(int, 1, 100_000),
         help="abandoned handler threads still running past which the worker drains and"
         f" re-executes itself (default: the concurrency, at least {MIN_MAX_LEAKED_THREADS})",
+    )
+    worker.add_argument(
+        "--invoke",
+        choices=("local", "lambda"),
+        help="how handlers run: local (in this process's threads) or lambda (boto3 lambda.invoke"
+        " of the deployed function DJS_LAMBDA_FUNCTION_PREFIX + job type, e.g."
+        " djs-worker-prod-echo) (default: DJS_INVOKE, else local)",
     )
     _add_probe_port(worker)
     worker.add_argument(

@@ -34,6 +34,7 @@ from common.handlers import (
 from common.logs import job_fields
 from common.models import unstorable_json
 from common.records import ClaimedJob
+from common.runner.invoke import InvokeFailed, Invoker, LocalInvoker, error_name
 from common.runner.taskline import TaskLine
 
 log = logging.getLogger("djs.executor")
@@ -74,8 +75,11 @@ class JobExecutor:
         on_outcome: Callable[[Outcome], None],
         cancel_grace_s: float = 5.0,
         worker_id: str | None = None,
+        invoker: Invoker | None = None,
     ) -> None:
         self.registry = registry
+        # Bound once: the hot path calls it per job (common/runner/invoke.py).
+        self._invoke = (invoker or LocalInvoker(registry)).invoke
         self.worker_id = worker_id  # for the log lines of its attempts
         self.size = size
         self.on_outcome = on_outcome
@@ -177,7 +181,6 @@ class JobExecutor:
             self.on_outcome(outcome)
 
     def _run(self, job: ClaimedJob, context: JobContext) -> Outcome:
-        spec = self.registry.get(job.type)
         event = {
             "job_id": job.id,
             "type": job.type,
@@ -189,9 +192,9 @@ class JobExecutor:
             log.debug("attempt started", extra=job_fields(job, self.worker_id))
         started = time.monotonic()
         try:
-            if spec is None:
-                raise NonRetryableError(f"no handler registered for job type {job.type!r}")
-            outcome = Outcome(job, context, result=_json_ready(spec.func(event, context)))
+            outcome = Outcome(job, context, result=_json_ready(self._invoke(job, event, context)))
+        except InvokeFailed as failed:  # its traceback was made where the handler ran
+            outcome = Outcome(job, context, error=failed.error, traceback=failed.traceback)
         except Exception as exc:
             outcome = Outcome(job, context, error=exc, traceback=traceback.format_exc())
         if log.isEnabledFor(logging.INFO):  # one line per attempt's outcome
@@ -204,7 +207,7 @@ class JobExecutor:
         if outcome.error is None:
             log.info("attempt completed", extra=fields)
             return
-        fields["error_type"] = type(outcome.error).__name__
+        fields["error_type"] = error_name(outcome.error)
         fields["error"] = str(outcome.error)[: limits.MAX_ERROR_CHARS]
         log.info("attempt failed: %s", fields["error_type"], extra=fields)
 

@@ -15,6 +15,7 @@ from common.records import Completion, Failure, Recorded
 from common.runner import lifecycle
 from common.runner.executor import Outcome
 from common.runner.health import Pulse
+from common.runner.invoke import error_name
 
 log = logging.getLogger("djs.runner")
 
@@ -152,7 +153,7 @@ def _failure(outcome: Outcome) -> Failure:
     return Failure(
         job_id=job.id,
         token=job.lease_token,
-        error_type=type(error).__name__,
+        error_type=error_name(error),
         message=_text(str(error)),
         traceback=_text(outcome.traceback, limits.MAX_TRACEBACK_CHARS),
         retry_in_ms=decision.retry_in_ms,

@@ -30,6 +30,7 @@ from common.manager import JobManager
 from common.reconnect import ReconnectBackoff
 from common.runner import health
 from common.runner.executor import JobExecutor
+from common.runner.invoke import Invoker
 from common.runner.queues import QueueSelection
 from common.runner.recorder import Recorder
 from common.runner.registry import Registration
@@ -107,6 +108,7 @@ class Runner:
         listener: Listener | None = None,
         worker_id: str | None = None,
         beat_interval_s: float = 5.0,
+        invoker: Invoker | None = None,
     ) -> None:
         self.max_leaked_threads = _leak_bound(max_leaked_threads, concurrency, cancel_grace_s)
         self.manager = manager
@@ -122,7 +124,7 @@ class Runner:
         self.registration = self._registration(beat_interval_s)
         self._recorder = Recorder(manager, self._recorded, self.worker_id)
         self._executor = JobExecutor(
-            registry, concurrency, self._recorder.put, cancel_grace_s, self.worker_id
+            registry, concurrency, self._recorder.put, cancel_grace_s, self.worker_id, invoker
         )
         self._watcher = Watcher(manager, self._executor, lease_s, [self.queues, *upkeep])
         self._slots = threading.Condition()
