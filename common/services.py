@@ -9,7 +9,7 @@ from common.handlers import HandlerRegistry
 from common.manager import JobManager
 from common.ratelimit import RateLimiter, TokenBuckets
 from common.runner import QueueSelection, Runner, Upkeep
-from common.runner.invoke import INVOKERS, Invoker, LambdaInvoker
+from common.runner.invoke import INVOKERS, Invoker
 from common.settings import Settings
 from common.upkeep.alerts import AlertLoop
 from common.upkeep.janitor import Janitor
@@ -115,6 +115,9 @@ class Services:
         if invoke == "local":
             return None
         if invoke == "lambda":
+            # Imported here: botocore is not in the Lambda zips, which import this module.
+            from common.runner.lambda_invoke import LambdaInvoker
+
             return LambdaInvoker(self.settings.lambda_function_prefix, concurrency)
         raise ValueError(f"invoke must be one of {', '.join(INVOKERS)}, not {invoke!r}")
 

@@ -18,10 +18,9 @@ from moto import mock_aws
 
 from common.handlers import HandlerRegistry, JobTimeout, NonRetryableError, Retry
 from common.records import ClaimedJob
-from common.runner.invoke import (
+from common.runner.invoke import FunctionError, InvokeFailed
+from common.runner.lambda_invoke import (
     LAMBDA_MAX_PAYLOAD_BYTES,
-    FunctionError,
-    InvokeFailed,
     LambdaInvoker,
     LambdaServiceError,
     lambda_config,

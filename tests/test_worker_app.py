@@ -27,7 +27,8 @@ def event(job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_registered_type_is_a_lambda_function() -> None:
-    assert registry.types() == ["csv_report", "echo", "fail", "now", "sleep", "webhook"]
+    # At least these: tests that import tests/hardening_handlers register theirs beside them.
+    assert {"csv_report", "echo", "fail", "now", "sleep", "webhook"} <= set(registry.types())
     with Client(app) as client:
         response = client.lambda_.invoke("echo", event("echo", {"a": [1, 2]}))
     assert response.payload == {"a": [1, 2]}
