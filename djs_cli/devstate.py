@@ -104,6 +104,8 @@ def settings_with_dev_servers() -> Settings:
     """Settings from the environment; the servers it does not name, from a running `djs dev`."""
     settings = Settings()
     missing = [name for name in SERVER_FIELDS if name not in settings.model_fields_set]
+    if settings.key_pepper_ssm or settings.key_pepper_secret:  # the pepper has its source
+        missing = [name for name in missing if name != "key_pepper"]
     state = read(state_file(default_data_dir())) if missing else None
     if state is None:
         return settings

@@ -22,7 +22,7 @@ def clean_aws_env(monkeypatch: pytest.MonkeyPatch, region: str = "us-east-1") ->
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.setenv("AWS_REGION", region)
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)  # what boto3 itself reads
 
 
 def moto_server() -> Iterator[str]:
