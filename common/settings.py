@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default="postgresql://postgres@127.0.0.1:5432/djs",
         validation_alias="DATABASE_URL",
     )
+    # Or DATABASE_URL is read once at start-up from AWS (common/awssecrets.py; one source
+    # only): an SSM SecureString's name or ARN, or a Secrets Manager secret's id, holding the
+    # URL itself or an RDS credentials secret's JSON (username, password, host, port, dbname).
+    database_url_ssm: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]{1,2048}$")
+    database_url_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     # Every Redis key starts with this, so several deployments (or tests) share one server.
     redis_prefix: str = "djs"

@@ -87,8 +87,11 @@ def test_a_wrong_pepper_refuses_the_key(aws: None, settings: Settings, source: s
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        ({"key_pepper_ssm": "/djs/absent"}, "SSM parameter /djs/absent: ParameterNotFound"),
-        ({"key_pepper_secret": "djs/absent"}, "secret djs/absent: ResourceNotFoundException"),
+        ({"key_pepper_ssm": "/djs/absent"}, "DJS_KEY_PEPPER_SSM=/djs/absent: ParameterNotFound"),
+        (
+            {"key_pepper_secret": "djs/absent"},
+            "DJS_KEY_PEPPER_SECRET=djs/absent: ResourceNotFoundException",
+        ),
         ({"key_pepper_ssm": PARAMETER, "key_pepper_secret": SECRET}, "not DJS_KEY_PEPPER_SSM"),
     ],
 )
