@@ -12,7 +12,9 @@ What a publish writes, in this order (so a page never names a file not yet there
 Then the website configuration (index document index.html, error document 404.html) and,
 unless `public=False`, public read: the bucket's Block Public Access is set to allow a
 public *policy* (ACLs stay blocked: the bucket owns its objects) and one policy statement
-(Sid `DjsDashboardPublicRead`, merged with any others) lets anyone s3:GetObject. Last, every
+(Sid `DjsDashboardPublicRead`, merged with any others) lets anyone s3:GetObject. With
+`public=False` (CloudFront with Origin Access Control) the bucket blocks all public access
+and that statement is taken out again. Last, every
 object under `assets/` that this publish did not write (an earlier publish's) is deleted;
 the bucket's other keys are left alone.
 
@@ -263,7 +265,17 @@ def _allow_public_read(s3: Any, bucket: str) -> None:
 
 
 def _drop_public_read(s3: Any, bucket: str) -> None:
-    """Take out the statement an earlier public publish added (the others stay)."""
+    """Block public access again, and take out the statement an earlier public publish added
+    (the others stay: a CloudFront OAC statement is not public)."""
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
     policy = _policy(s3, bucket)
     others = [s for s in policy.get("Statement", []) if s.get("Sid") != POLICY_SID]
     if len(others) == len(policy.get("Statement", [])):

@@ -93,6 +93,6 @@ def add_dashboard_commands(sub: Any) -> None:
     publish_.add_argument(
         "--private",
         action="store_true",
-        help="no public read (keep Block Public Access): for CloudFront with OAC",
+        help="no public read (Block Public Access on): for CloudFront with OAC",
     )
     publish_.set_defaults(func=cmd_dashboard_publish)

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from api_app.auth.roles import MINIMUM_ROLE
@@ -18,6 +19,7 @@ from dashboard.build import STATIC
 from dashboard.publish import (
     POLICY_SID,
     BadBucketName,
+    _client_error,
     check_bucket_name,
     publish,
     site_files,
@@ -127,6 +129,8 @@ def test_publishing_keeps_the_bucket_policy_s_other_statements(s3: Any) -> None:
     publish(site, "djs-dash", public=False)  # private again: ours goes, theirs stays
     statements = json.loads(s3.get_bucket_policy(Bucket="djs-dash")["Policy"])["Statement"]
     assert [s["Sid"] for s in statements] == ["Theirs"]
+    block = s3.get_public_access_block(Bucket="djs-dash")["PublicAccessBlockConfiguration"]
+    assert all(block.values()), block
 
 
 def test_the_bucket_is_made_in_the_configured_region(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,3 +200,15 @@ def test_the_command_publishes_and_says_where_and_what_to_allow(
     assert refused.returncode == 2 and "bad bucket name" in refused.stderr
     no_api = run_djs(args[:4], env, tmp_path)
     assert no_api.returncode == 2 and "--api-url" in no_api.stderr
+
+
+def test_an_account_wide_block_is_explained_with_the_way_out() -> None:
+    refused = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "public policies are blocked"}},
+        "PutBucketPolicy",
+    )
+    message = _client_error(refused, "djs-dash")
+    assert "Block Public Access" in message and "--private" in message
+    assert "CloudFront" in message and "put-public-access-block" in message
+    other = ClientError({"Error": {"Code": "SlowDown", "Message": "later"}}, "PutObject")
+    assert _client_error(other, "djs-dash") == "S3 PutObject on djs-dash failed: SlowDown: later"
