@@ -9,6 +9,9 @@ given elsewhere without it would not match.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -28,11 +31,27 @@ class SecretUnavailable(Exception):
     """A secret the settings name is absent, unreadable or malformed: nothing can start."""
 
 
+@contextmanager
+def _unlogged() -> Iterator[None]:
+    """botocore logs every response body at DEBUG (botocore.parsers): with the root logger at
+    debug (DJS_LOG_LEVEL=debug, a Lambda's application log level DEBUG) the secret would be
+    in the logs. Its loggers stay at WARNING while a secret is read."""
+    botocore = logging.getLogger("botocore")
+    level = botocore.level
+    botocore.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        botocore.setLevel(level)
+
+
 def from_ssm(name: str, setting: str) -> str:
     """The decrypted value of the SecureString parameter `name`."""
     where = f"{setting}={name}"
     try:
-        parameter = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        with _unlogged():
+            ssm = aws.client("ssm")
+            parameter = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
     except (ClientError, BotoCoreError) as exc:
         raise SecretUnavailable(f"cannot read SSM parameter {where}: {_why(exc)}") from exc
     if parameter.get("Type") != "SecureString":
@@ -47,7 +66,8 @@ def from_secrets_manager(secret_id: str, setting: str) -> str:
     """The SecretString of the secret `secret_id`."""
     where = f"{setting}={secret_id}"
     try:
-        secret = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        with _unlogged():
+            secret = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
     except (ClientError, BotoCoreError) as exc:
         raise SecretUnavailable(f"cannot read Secrets Manager secret {where}: {_why(exc)}") from exc
     if "SecretString" not in secret:

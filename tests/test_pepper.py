@@ -4,6 +4,7 @@ verifies with the pepper from any source; a wrong or missing one stops it."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,18 @@ def test_a_key_verifies_with_the_pepper_from_aws(
             )
         other = make_key(settings.database_url, "viewer", "second-reader")
         assert client.http.get("/me", headers=bearer(other)).status_code == 200
+
+
+@pytest.mark.parametrize("source", ["ssm", "secret"])
+def test_the_pepper_is_not_logged_even_at_debug(
+    aws: None, source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(**_store(source, PEPPER))
+    with caplog.at_level(logging.DEBUG):  # the root logger, as DJS_LOG_LEVEL=debug sets it
+        assert key_pepper(settings) == PEPPER.encode()
+        boto3.client("sts").get_caller_identity()  # botocore's debug logs are back after
+    assert PEPPER not in caplog.text
+    assert "Response body" in caplog.text
 
 
 @pytest.mark.parametrize("source", ["ssm", "secret"])
