@@ -24,6 +24,7 @@ from api_app.routes.metrics import metrics_routes
 from api_app.routes.queues import queues_routes
 from api_app.routes.stats import stats_routes
 from api_app.routes.workers import workers_routes
+from common.pepper import PepperUnavailable, key_pepper
 from common.services import Services
 
 
@@ -67,10 +68,8 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
 
 def _verifier(services: Services) -> KeyVerifier:
     s = services.settings
-    if s.key_pepper is None or not s.key_pepper.get_secret_value():
-        raise NoKeyPepper(
-            "DJS_KEY_PEPPER is not set: the API verifies keys with it and does not start "
-            "without it (make one: python -c 'import secrets; print(secrets.token_hex(32))')"
-        )
-    pepper = s.key_pepper.get_secret_value().encode()
+    try:  # from DJS_KEY_PEPPER, or SSM / Secrets Manager: read once, here
+        pepper = key_pepper(s)
+    except PepperUnavailable as exc:
+        raise NoKeyPepper(f"the API verifies keys with a pepper and does not start: {exc}") from exc
     return KeyVerifier(services.store, pepper, s.key_cache_s, s.key_touch_interval_s)

@@ -1,10 +1,12 @@
 """boto3 clients for the cloud path (Lambda, SQS, S3, SSM, Secrets Manager), made in one place.
 
 Where they connect, in this order:
-- `DJS_AWS_LOCALSTACK=1`: LocalStack, through localstack-client's session (its edge port on
-  `LOCALSTACK_HOST`, localhost:4566 by default; the Compose `aws` profile);
+- `DJS_AWS_LOCALSTACK=1`: LocalStack, through localstack-client's session: at
+  `AWS_ENDPOINT_URL` if it is set (localstack-client's own rule), else its edge port on
+  `LOCALSTACK_HOST` (localhost:4566 by default; the Compose `aws` profile);
 - otherwise boto3's own resolution, which honours `AWS_ENDPOINT_URL` and
   `AWS_ENDPOINT_URL_<SERVICE>` (a `moto_server` or LocalStack), then AWS itself.
+(tests/test_aws_client.py pins each.)
 
 The region is `AWS_REGION`, then `AWS_DEFAULT_REGION`, then us-east-1 (moto's default), so a
 client can always be made; credentials stay boto3's business.

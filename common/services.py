@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from common.awssecrets import with_database_url
 from common.batcher import SubmitBatcher
 from common.handlers import HandlerRegistry
 from common.manager import JobManager
@@ -32,7 +33,9 @@ class Services:
 
     @classmethod
     def connect(cls, settings: Settings) -> Services:
-        """Neither Postgres nor Redis needs to answer yet."""
+        """Neither Postgres nor Redis needs to answer yet. A database URL kept in SSM or
+        Secrets Manager (DJS_DATABASE_URL_SSM / _SECRET) is read here, once."""
+        settings = with_database_url(settings)
         return cls(settings, JobManager.connect(settings))
 
     @property

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         default="postgresql://postgres@127.0.0.1:5432/djs",
         validation_alias="DATABASE_URL",
     )
+    # Or DATABASE_URL is read once at start-up from AWS (common/awssecrets.py; one source
+    # only): an SSM SecureString's name or ARN, or a Secrets Manager secret's id, holding the
+    # URL itself or an RDS credentials secret's JSON (username, password, host, port, dbname).
+    database_url_ssm: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]{1,2048}$")
+    database_url_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     # Every Redis key starts with this, so several deployments (or tests) share one server.
     redis_prefix: str = "djs"
@@ -67,6 +72,10 @@ class Settings(BaseSettings):
     # without one; `djs dev` makes one and keeps it in its data dir. Changing it voids
     # every key.
     key_pepper: SecretStr | None = None
+    # Or the pepper is read once at start-up from AWS (common/pepper.py; one source only):
+    # an SSM Parameter Store SecureString's name or ARN, or a Secrets Manager secret's id.
+    key_pepper_ssm: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:/-]{1,2048}$")
+    key_pepper_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9/_+=.@:!-]{1,2048}$")
     # How long an API process trusts a key it has verified before asking Postgres again:
     # a revoked key is refused within this long (at most 30 s, so within 60 s everywhere).
     key_cache_s: float = Field(default=30.0, ge=0, le=30)

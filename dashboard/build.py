@@ -48,6 +48,8 @@ class Site:
     shell: Asset
     assets: Mapping[str, Asset]
     csp: str
+    # A hash of every asset: names a published folder of them (assets/<version>/).
+    version: str = ""
 
 
 def api_origin(api_url: str) -> str:
@@ -91,6 +93,7 @@ def build_site(
         undefined=jinja2.StrictUndefined,
     )
     assets = {p.name: _asset(p) for p in sorted(STATIC.iterdir()) if p.suffix in CONTENT_TYPES}
+    version = hashlib.sha256(b"".join(a.body for a in assets.values())).hexdigest()[:12]
     table = {f"{method} {path}": least for (method, path), least in roles.items()}
     html = env.get_template("index.html.j2").render(
         api_url=api_url.rstrip("/"),
@@ -99,9 +102,9 @@ def build_site(
         # A static host may send no headers: the page carries the policy too (without
         # frame-ancestors, which a <meta> policy cannot hold).
         meta_csp=csp.replace("; frame-ancestors 'none'", ""),
-        version=hashlib.sha256(b"".join(a.body for a in assets.values())).hexdigest()[:12],
+        version=version,
     )
-    return Site(Asset(html.encode(), CONTENT_TYPES[".html"]), assets, csp)
+    return Site(Asset(html.encode(), CONTENT_TYPES[".html"]), assets, csp, version)
 
 
 def _asset(path: Path) -> Asset:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from common.awssecrets import with_database_url
 from common.settings import Settings
 
 FILE_NAME = "dev.json"
@@ -101,10 +102,15 @@ def _is_running_djs(pid: int) -> bool:
 
 
 def settings_with_dev_servers() -> Settings:
-    """Settings from the environment; the servers it does not name, from a running `djs dev`."""
+    """Settings from the environment; the servers it does not name, from a running `djs dev`;
+    a database URL kept in AWS, read (common/awssecrets.py)."""
     settings = Settings()
     missing = [name for name in SERVER_FIELDS if name not in settings.model_fields_set]
+    if settings.key_pepper_ssm or settings.key_pepper_secret:  # the pepper has its source
+        missing = [name for name in missing if name != "key_pepper"]
+    if settings.database_url_ssm or settings.database_url_secret:
+        missing = [name for name in missing if name != "database_url"]
     state = read(state_file(default_data_dir())) if missing else None
-    if state is None:
-        return settings
-    return Settings(**{name: getattr(state, name) for name in missing})
+    if state is not None:
+        settings = Settings(**{name: getattr(state, name) for name in missing})
+    return with_database_url(settings)

@@ -15,6 +15,7 @@ import psycopg
 import redis
 from pydantic import ValidationError
 
+from common.awssecrets import SecretUnavailable
 from common.errors import DependencyDown, DjsError, InvalidInput
 from common.redact import without_password
 from common.settings import Settings
@@ -74,6 +75,7 @@ Describe = Callable[[Any, Settings | None], str]
 # First match wins: subclasses before their bases.
 _KNOWN: tuple[tuple[type[BaseException], int | None, Describe], ...] = (
     (CliError, None, lambda exc, _: exc.message),
+    (SecretUnavailable, FAILURE, lambda exc, _: str(exc)),  # the pepper, the database URL
     (ValidationError, USAGE, lambda exc, _: _fields(exc)),
     (InvalidInput, USAGE, lambda exc, _: exc.message),
     (DependencyDown, FAILURE, lambda exc, s: _unavailable(exc.dependency, exc, s)),

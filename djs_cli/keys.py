@@ -13,6 +13,7 @@ import psycopg
 
 from common.apikeys import MAX_RATE_PER_S, ROLES
 from common.audit import Actor, AuditEntry
+from common.pepper import PepperUnavailable, key_pepper
 from common.settings import Settings
 from common.store.keys import create_key, list_keys, revoke_key
 from djs_cli import devstate
@@ -22,12 +23,14 @@ _LISTED = ("id", "name", "role", "prefix", "created_at", "revoked_at", "last_use
 
 
 def pepper_of(settings: Settings) -> bytes:
-    if settings.key_pepper is None or not settings.key_pepper.get_secret_value():
+    """The API's pepper, from the same source the API reads it from (common/pepper.py)."""
+    try:
+        return key_pepper(settings)
+    except PepperUnavailable as exc:
         raise UsageError(
-            "DJS_KEY_PEPPER is not set: API keys are hashed with it, and the API and `djs keys` "
-            "need the same one (a running `djs dev` supplies its own)"
-        )
-    return settings.key_pepper.get_secret_value().encode()
+            f"{exc}. The API and `djs keys` need the same one (a running `djs dev` supplies "
+            "its own)"
+        ) from exc
 
 
 def cmd_create(settings: Settings, args: argparse.Namespace) -> int:

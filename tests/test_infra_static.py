@@ -124,11 +124,19 @@ def test_compose_refuses_to_start_without_a_pepper(compose_bin: str) -> None:
         assert "DJS_KEY_PEPPER" in result.stderr, result.stderr
 
 
+# What the cloud path needs of LocalStack: Lambda, SQS, the dashboard's S3, the pepper's store.
+CLOUD_SERVICES = {"lambda", "sqs", "s3", "ssm", "secretsmanager"}
+
+
 def test_aws_profile_adds_a_pinned_localstack(compose_bin: str) -> None:
-    assert "localstack" not in _services(_config(compose_bin))
+    assert "localstack" not in _services(_config(compose_bin))  # not started by default
     localstack = _services(_config(compose_bin, "--profile", "aws"))["localstack"]
+    assert localstack["profiles"] == ["aws"]
     assert re.fullmatch(r"localstack/localstack:\d+\.\d+\.\d+", localstack["image"])
     assert "4566" in " ".join(localstack.get("healthcheck", {}).get("test", []))
+    services = set(localstack["environment"]["SERVICES"].split(","))
+    assert services >= CLOUD_SERVICES, sorted(CLOUD_SERVICES - services)
+    assert {str(p["host_ip"]) for p in localstack["ports"]} == {"127.0.0.1"}  # not the LAN
 
 
 def test_every_image_is_pinned(compose_bin: str) -> None:
