@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.conninfo import conninfo_to_dict
 
 from common import aws
@@ -47,6 +46,8 @@ def _unlogged() -> Iterator[None]:
 
 def from_ssm(name: str, setting: str) -> str:
     """The decrypted value of the SecureString parameter `name`."""
+    from botocore.exceptions import BotoCoreError, ClientError  # not at import: see _why
+
     where = f"{setting}={name}"
     try:
         with _unlogged():
@@ -64,6 +65,8 @@ def from_ssm(name: str, setting: str) -> str:
 
 def from_secrets_manager(secret_id: str, setting: str) -> str:
     """The SecretString of the secret `secret_id`."""
+    from botocore.exceptions import BotoCoreError, ClientError  # not at import: see _why
+
     where = f"{setting}={secret_id}"
     try:
         with _unlogged():
@@ -87,9 +90,14 @@ def checked(value: str, where: str) -> str:
     return value
 
 
+# botocore is imported where a secret is read, not with this module: the Lambda zips hold
+# no botocore (the runtime has its own), and the API zip imports this module bare.
+
+
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
+    response = getattr(exc, "response", None)  # a botocore ClientError
+    if isinstance(response, dict):
+        error = response.get("Error", {})
         return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
     return str(exc) or type(exc).__name__
 
