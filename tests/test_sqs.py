@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from pydantic import ValidationError
 
 from common.dispatch.sqs import SqsDispatcher
@@ -40,6 +41,8 @@ def test_the_setting_chooses_sqs_and_no_runner_can_poll_it(sqs_services: Service
     with pytest.raises(TypeError, match="cannot be polled"):
         _ = sqs_services.manager.polling
     sqs_services.manager.dispatcher.ping()
+    with pytest.raises(redis.ConnectionError):  # so no test here can lean on Redis
+        redis.Redis.from_url(sqs_services.settings.redis_url).ping()
 
 
 def test_push_delays_up_to_15_minutes_and_leaves_later_jobs_in_postgres(

@@ -7,8 +7,10 @@ import functools
 import importlib.util
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +48,33 @@ def _registry() -> tuple[HandlerRegistry, Chalice]:
         calls[event["job_id"]] += 1
         raise RuntimeError("flaky by design")
 
+    @registry.handler(app, "hang")
+    def hang(event: dict[str, Any], context: Any) -> Any:
+        calls[event["job_id"]] += 1
+        end = time.monotonic() + 60
+        while not context.cancelled and time.monotonic() < end:
+            time.sleep(0.02)
+        return "woke up"
+
     return registry, app
+
+
+@contextmanager
+def consumer_app(settings: Settings, services: Services, runtime_ms: int) -> Iterator[Client]:
+    """The consumer on a test app, each invocation's Lambda context given runtime_ms."""
+    calls.clear()
+    registry, app = _registry()
+    app.register_blueprint(sqs_consumer.blueprint(settings, registry, lambda _: services))
+    context = functools.partial(LambdaContext, max_runtime_ms=runtime_ms)
+    with pytest.MonkeyPatch.context() as patch, Client(app) as client:
+        patch.setattr(chalice.test, "LambdaContext", context)
+        yield client
 
 
 @pytest.fixture
 def worker(sqs_settings: Settings, sqs_services: Services) -> Iterator[Client]:
-    """The consumer on a test app, under a Lambda context with two minutes to run."""
-    calls.clear()
-    registry, app = _registry()
-    app.register_blueprint(sqs_consumer.blueprint(sqs_settings, registry, lambda _: sqs_services))
-    long = functools.partial(LambdaContext, max_runtime_ms=120_000)
-    with pytest.MonkeyPatch.context() as patch, Client(app) as client:
-        patch.setattr(chalice.test, "LambdaContext", long)
+    """Two minutes per invocation."""
+    with consumer_app(sqs_settings, sqs_services, 120_000) as client:
         yield client
 
 
@@ -114,9 +131,18 @@ def test_duplicates_and_bad_bodies_do_not_stop_a_batch(
 ) -> None:
     first, second = submit(sqs_services, "count", 2)
     one, two = (json.dumps({"id": i, "queue": "default"}) for i in (first, second))
-    hostile = ["not json", "[]", '{"id": -1, "queue": "default"}', '{"id": 1, "queue": "a b"}']
+    hostile = [
+        "not json",
+        "[]",
+        '{"id": -1, "queue": "default"}',
+        '{"id": 1, "queue": "a b"}',
+        '{"id": true, "queue": "default"}',
+        '{"id": "1", "queue": "default"}',
+        '{"id": 9223372036854775808, "queue": "default"}',
+        '{"id": 1}',
+    ]
     tally = deliver(worker, [one, *hostile, one, "x" * 5000, two])
-    assert tally == {"completed": 2, "duplicate": 1, "bad": 5}
+    assert tally == {"completed": 2, "duplicate": 1, "bad": 9}
     assert calls == Counter({first: 1, second: 1})
 
 
@@ -161,6 +187,31 @@ def test_a_paused_queue_keeps_its_jobs_pending(
     sqs_services.manager.pause("default", False)
     assert deliver(worker, batch) == {"completed": 1}
     assert calls[job] == 1
+
+
+def test_an_attempt_past_its_timeout_is_recorded_as_timed_out(
+    worker: Client, sqs_services: Services, sqs: Sqs
+) -> None:
+    [job] = submit(sqs_services, "hang", timeout_s=0.3)
+    assert deliver(worker, [m["Body"] for m in sqs.receive()]) == {"failed": 1}
+    [(error_type, message)] = rows(
+        sqs_services, "SELECT error_type, error_message FROM job_attempts WHERE job_id = %s", job
+    )
+    assert (error_type, message) == ("JobTimeout", "attempt 1 exceeded its 0.3 s timeout")
+
+
+def test_an_attempt_is_bounded_by_the_invocations_time_left(
+    sqs_settings: Settings, sqs_services: Services, sqs: Sqs
+) -> None:
+    """8 s left, 5 s kept back to record: the 300 s handler gets about 3 s."""
+    [job] = submit(sqs_services, "hang")
+    with consumer_app(sqs_settings, sqs_services, 8_000) as client:
+        assert deliver(client, [m["Body"] for m in sqs.receive()]) == {"failed": 1}
+    [(error_type, message)] = rows(
+        sqs_services, "SELECT error_type, error_message FROM job_attempts WHERE job_id = %s", job
+    )
+    timeout_s = float(message.split("its ")[1].split(" s")[0])
+    assert error_type == "JobTimeout" and 0 < timeout_s <= 3.0
 
 
 def test_no_time_left_leaves_the_job_pending(
