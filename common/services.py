@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from common.batcher import SubmitBatcher
@@ -59,6 +60,10 @@ class Services:
             buckets = TokenBuckets(s.redis_url, s.redis_prefix)
             self._limiter = RateLimiter(buckets, burst_s=s.rate_burst_s)
         return self._limiter
+
+    def dispatch_check(self) -> tuple[str, Callable[[], None]]:
+        """What the health probes call the dispatcher ("redis" or "sqs"), and its ping."""
+        return self.settings.dispatch, self.manager.dispatcher.ping
 
     def upkeep(self) -> list[Upkeep]:
         """The reconciler and the janitor, as every runner runs them."""

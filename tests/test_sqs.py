@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
 import pytest
 import redis
+from chalice.test import Client
 from pydantic import ValidationError
 
+from api_app.factory import create_app
 from common.dispatch.sqs import SqsDispatcher
 from common.errors import DependencyDown
 from common.models import JobSubmission
@@ -58,6 +61,10 @@ def test_push_delays_up_to_15_minutes_and_leaves_later_jobs_in_postgres(
     assert [b["id"] for b in sqs.bodies()] == [now]
     assert sqs.bodies() == [] and sqs.delayed() == 1
     assert status(sqs_services, late) == "delayed"
+    # The reconciler is told the job waiting in Postgres is not missing; the others are.
+    [(run_at,)] = sql(sqs_services, "SELECT run_at FROM jobs WHERE id = %s", late)
+    ready = [Ready(now, "default", 0), Ready(late, "default", 0, run_at)]
+    assert sqs_services.manager.dispatcher.missing(ready) == ready[:1]
 
 
 def test_push_sends_batches_of_ten(sqs_services: Services, sqs: Sqs) -> None:
@@ -145,3 +152,16 @@ def test_queue_urls_are_validated(urls: dict[str, str]) -> None:
 def test_sqs_dispatch_needs_queue_urls() -> None:
     with pytest.raises(ValueError, match="DJS_SQS_QUEUE_URLS"):
         SqsDispatcher({})
+
+
+def test_the_api_probes_ask_sqs_not_redis(sqs_services: Services, sqs: Sqs) -> None:
+    with Client(create_app(sqs_services)) as client:
+        for path in ("/health", "/ready"):
+            answer = client.http.get(path)
+            assert answer.status_code == 200, answer.body
+            assert json.loads(answer.body)["checks"].get("sqs") == "ok"
+            assert "redis" not in json.loads(answer.body)["checks"]
+        sqs.client.delete_queue(QueueUrl=sqs.url)
+        answer = client.http.get("/health")
+    assert answer.status_code == 503
+    assert json.loads(answer.body)["error"]["details"]["checks"]["sqs"] == "unavailable"

@@ -9,10 +9,10 @@ already run: refused). What SQS cannot do, and what stands in for it:
   DelaySeconds (rounded up, plus a second, so it never arrives before Postgres's run_at). A
   job due later is not sent: it stays `delayed` in Postgres, and the scheduled upkeep
   promotes it when due, and the job manager sends what it promoted (`keeps_delayed`).
-- What it holds: SQS cannot be asked about one message. `missing` answers "all of them":
-  the reconciler sends again every waiting job untouched for DJS_SQS_RESEND_AFTER_S. The
-  cost: a job still waiting in SQS past that long gets a duplicate message per upkeep run,
-  refused by the claim once one copy has run.
+- What it holds: SQS cannot be asked about one message. `missing` answers "all of them"
+  (but those due past the cap), so the reconciler sends again every waiting job untouched
+  for DJS_SQS_RESEND_AFTER_S. The cost: a job still waiting in SQS past that long gets a
+  duplicate message per upkeep run, refused by the claim once one copy has run.
 - Forgetting: a message cannot be taken back. A cancelled or removed job's message is
   delivered and its claim refused.
 - Pausing: the consumer leaves a paused queue's job pending (Postgres says which queues are
@@ -114,8 +114,10 @@ class SqsDispatcher:
         """Nothing to do: a message cannot be taken back, and its claim will be refused."""
 
     def missing(self, jobs: Sequence[Ready]) -> list[Ready]:
-        """All of them: SQS cannot say whether it holds a message (see the module's doc)."""
-        return list(jobs)
+        """Every job SQS would take now: it cannot say which it holds (see the module's
+        doc). A job due past the 15-minute cap is not missing: it waits in Postgres."""
+        now = datetime.now(UTC)
+        return [job for job in jobs if delay_s(job, now) is not None]
 
     def set_paused(self, queue: str, paused: bool) -> None:
         """Nothing to do: the consumer reads the pause from Postgres."""
