@@ -88,6 +88,11 @@ class Services:
         given, no weights), with the upkeep and the enqueue listener unless told otherwise;
         `options` go to Runner."""
         s = self.settings
+        if s.dispatch != "redis":
+            raise ValueError(
+                f"a runner polls Redis; with DJS_DISPATCH={s.dispatch} the worker app's "
+                "Lambda consumer runs the jobs (worker_app/sqs_consumer.py)"
+            )
         selection = QueueSelection(
             queues,
             self.manager.queue_names,

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from api_app.factory import create_app
 from common.dispatch.sqs import SqsDispatcher
 from common.errors import DependencyDown
+from common.handlers import HandlerRegistry
 from common.models import JobSubmission
 from common.records import Ready
 from common.services import Services
@@ -44,6 +45,8 @@ def test_the_setting_chooses_sqs_and_no_runner_can_poll_it(sqs_services: Service
     with pytest.raises(TypeError, match="cannot be polled"):
         _ = sqs_services.manager.polling
     sqs_services.manager.dispatcher.ping()
+    with pytest.raises(ValueError, match="DJS_DISPATCH=sqs"):
+        sqs_services.runner(HandlerRegistry())
     with pytest.raises(redis.ConnectionError):  # so no test here can lean on Redis
         redis.Redis.from_url(sqs_services.settings.redis_url).ping()
 

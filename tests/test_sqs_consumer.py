@@ -32,6 +32,7 @@ __all__ = ["sqs", "sqs_services", "sqs_settings"]  # fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 calls: Counter[int] = Counter()  # job id -> how many times a handler ran it
+lease_left_s: list[Any] = []  # how the "lease" handler reads its lease from Postgres
 
 
 def _registry() -> tuple[HandlerRegistry, Chalice]:
@@ -55,6 +56,10 @@ def _registry() -> tuple[HandlerRegistry, Chalice]:
         while not context.cancelled and time.monotonic() < end:
             time.sleep(0.02)
         return "woke up"
+
+    @registry.handler(app, "lease", timeout_s=10)
+    def lease(event: dict[str, Any], context: Any) -> Any:
+        return lease_left_s[0](event["job_id"])
 
     return registry, app
 
@@ -212,6 +217,19 @@ def test_an_attempt_is_bounded_by_the_invocations_time_left(
     )
     timeout_s = float(message.split("its ")[1].split(" s")[0])
     assert error_type == "JobTimeout" and 0 < timeout_s <= 3.0
+
+
+def test_the_lease_lasts_the_attempts_timeout_not_the_invocations(
+    worker: Client, sqs_services: Services, sqs: Sqs
+) -> None:
+    """The function may die without a word: the upkeep recovers the job within its timeout
+    (10 s) plus 30 s, not within the two minutes the invocation had."""
+    query = "SELECT extract(epoch FROM lease_expires_at - now())::float FROM jobs WHERE id = %s"
+    lease_left_s[:] = [lambda job_id: rows(sqs_services, query, job_id)[0][0]]
+    [job] = submit(sqs_services, "lease")
+    assert deliver(worker, [m["Body"] for m in sqs.receive()]) == {"completed": 1}
+    [(left,)] = rows(sqs_services, "SELECT result FROM jobs WHERE id = %s", job)
+    assert 30 < left <= 40
 
 
 def test_no_time_left_leaves_the_job_pending(

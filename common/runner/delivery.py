@@ -82,7 +82,8 @@ class DeliveryConsumer:
         self.manager = manager
         # Time kept back from each attempt to record its outcome before the function ends.
         self.margin_s = margin_s
-        # A lease lasts the attempt's time plus this: past it, the upkeep recovers the job.
+        # A lease lasts the attempt's timeout plus this (claimed for all the time the
+        # invocation has left, then cut down): past it, the upkeep recovers the job.
         self.lease_slack_s = lease_slack_s
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self.executor = JobExecutor(registry, 1, self._outcomes.put)
@@ -137,7 +138,12 @@ class DeliveryConsumer:
         return "completed" if outcome.error is None else "failed"
 
     def _run(self, job: ClaimedJob, budget_s: float) -> Outcome:
-        self.executor.submit(job, max_timeout_s=budget_s)
+        context = self.executor.submit(job, max_timeout_s=budget_s)
+        if context.timeout_s < budget_s:  # no heartbeat here: the lease is all the upkeep has
+            try:
+                self.manager.renew([job.lease], context.timeout_s + self.lease_slack_s)
+            except Exception:  # the claim's longer lease stands; the attempt runs on
+                log.exception("job %d: could not shorten its lease", job.id)
         while True:
             try:
                 return self._outcomes.get(timeout=_WATCH_S)
