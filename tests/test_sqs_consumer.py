@@ -21,10 +21,13 @@ from chalice.app import Chalice
 from chalice.local import LambdaContext
 from chalice.test import Client
 
+from api_app.factory import create_app
 from common.handlers import HandlerRegistry
 from common.models import JobSubmission
 from common.services import Services
 from common.settings import Settings
+from tests.conftest import post_json
+from tests.keys import keyed
 from tests.sqsenv import QUEUE, Sqs, sqs, sqs_services, sqs_settings
 from worker_app import sqs_consumer
 
@@ -278,3 +281,17 @@ def test_the_consumer_refuses_a_redis_deployment(sqs_settings: Settings) -> None
         sqs_consumer.blueprint(
             sqs_settings.model_copy(update={"dispatch": "redis"}), HandlerRegistry()
         )
+
+
+def test_a_job_submitted_to_the_api_runs_through_sqs_without_redis(
+    worker: Client, sqs_services: Services, sqs: Sqs, admin_key: str
+) -> None:
+    """POST /jobs -> stored -> SQS -> the consumer -> completed; Redis is never reachable
+    (an admin key passes the rate limiter unlimited when Redis is down)."""
+    with keyed(Client(create_app(sqs_services)), admin_key) as api:
+        answer = post_json(api, "/jobs", {"type": "count", "payload": {"n": 1}})
+        assert answer.status_code == 201, answer.body
+        job = json.loads(answer.body)["id"]
+        assert deliver(worker, [m["Body"] for m in sqs.receive()]) == {"completed": 1}
+        shown = json.loads(api.http.get(f"/jobs/{job}").body)
+    assert shown["status"] == "completed" and shown["result"] == {"ran": job}
