@@ -106,6 +106,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{queue!r} is not a queue name (nor '*')")
             if not re.fullmatch(r"https?://[^\s/]+/[^\s]{1,400}", url):
                 raise ValueError(f"the SQS queue URL of {queue!r} is not an http(s) URL")
+            if url.endswith(".fifo"):  # FIFO queues take no per-message DelaySeconds
+                raise ValueError(f"the SQS queue of {queue!r} is a FIFO queue: use a standard one")
         return urls
 
     def alert_allowed(self) -> list[str]:

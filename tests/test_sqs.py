@@ -144,6 +144,7 @@ def test_ping_names_sqs_when_the_queue_is_gone(sqs_settings: Settings, sqs: Sqs)
         {"no spaces": "https://sqs.us-east-1.amazonaws.com/1/q"},
         {"default": "ftp://sqs.us-east-1.amazonaws.com/1/q"},
         {"default": "https://sqs.us-east-1.amazonaws.com"},
+        {"*": "https://sqs.us-east-1.amazonaws.com/1/q.fifo"},
         {f"q{i}": "https://h/1/q" for i in range(101)},
     ],
 )
