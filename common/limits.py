@@ -101,3 +101,4 @@ MAX_ALERT_ERROR_CHARS = 500  # each one's last error, truncated
 MAX_ALERT_QUEUES = 1000  # queues with alerts one loop turn looks at
 ALERT_TIMEOUT_S = 5.0  # connect and read, per POST
 ALERT_READ_BYTES = 4096  # of the receiver's answer, at most
+MAX_SQS_QUEUE_URLS = 100  # entries of DJS_SQS_QUEUE_URLS

@@ -17,7 +17,8 @@ from typing import Any
 
 from common import metrics
 from common.audit import Actor, entry
-from common.dispatch import Dispatcher, PollingDispatcher, RedisQueue
+from common.dispatch import Dispatcher, PollingDispatcher
+from common.dispatch import connect as connect_dispatcher
 from common.errors import Conflict, DependencyDown, NotFound
 from common.faults import crash_point
 from common.logs import job_fields
@@ -84,12 +85,15 @@ class JobManager:
         # Checked once: isinstance against a runtime protocol costs microseconds, and a
         # runner asks for the polling side on every claim and every idle poll.
         self._polling = dispatcher if isinstance(dispatcher, PollingDispatcher) else None
+        # SQS cannot hold a job for more than 15 minutes: promoted jobs must be sent to it.
+        self._keeps_delayed = bool(getattr(dispatcher, "keeps_delayed", True))
 
     @classmethod
     def connect(cls, settings: Settings) -> JobManager:
-        """The Postgres pools and the Redis client; neither blocks if its server is down."""
+        """The Postgres pools and the dispatcher DJS_DISPATCH names (Redis or SQS); neither
+        blocks if its server is down."""
         store = Store(settings.database_url, settings.db_pool_min, settings.db_pool_max).open()
-        return cls(store, RedisQueue(settings.redis_url, settings.redis_prefix))
+        return cls(store, connect_dispatcher(settings))
 
     def close(self) -> None:
         self.store.close()
@@ -161,16 +165,22 @@ class JobManager:
         popped = self.polling.claim(queue, count, idle=idle)
         if not popped.ids:
             return Claim([], popped)
-        jobs = self.store.claim(popped.ids, worker, lease_s)
-        for job in jobs:
-            if job.waited_ms is not None:
-                lag = metrics.SCHEDULE_LAG.labels(metrics.queue_label(job.queue))
-                lag.observe(max(job.waited_ms, 0.0) / 1000)
+        jobs = self.claim_delivered(popped.ids, worker, lease_s)
         # Ids Postgres refused are not ours to run (done, cancelled, duplicate delivery).
         refused = set(popped.ids) - {job.id for job in jobs}
         if refused:
             self.polling.ack(queue, sorted(refused))
         return Claim(jobs, popped)
+
+    def claim_delivered(self, ids: Sequence[int], worker: str, lease_s: float) -> list[ClaimedJob]:
+        """Move the ids still runnable to active with a lease: ids popped from Redis, or
+        delivered by SQS. Done, cancelled, active or not yet due: refused, not returned."""
+        jobs = self.store.claim(ids, worker, lease_s)
+        for job in jobs:
+            if job.waited_ms is not None:
+                lag = metrics.SCHEDULE_LAG.labels(metrics.queue_label(job.queue))
+                lag.observe(max(job.waited_ms, 0.0) / 1000)
+        return jobs
 
     def record(self, done: Sequence[Completion], failed: Sequence[Failure]) -> Recorded:
         """complete + fail: record outcomes (raises DependencyDown if Postgres is down, so
@@ -178,7 +188,7 @@ class JobManager:
         applied = self.store.complete(done)
         moved = self.store.fail(failed)
         self._redispatch(moved)
-        _count_failures(moved)
+        metrics.count_failures(moved)
         stale = len(done) - len(applied) + len(failed) - len(moved)
         return Recorded(applied, moved, stale)
 
@@ -229,15 +239,19 @@ class JobManager:
         return self.store.exclusive(lock)
 
     def promote_due(self, limit: int) -> int:
-        """Due delayed jobs -> pending in Postgres (Redis promotes them on its own clock)."""
-        return len(self.store.promote_due(limit))
+        """Due delayed jobs -> pending in Postgres. Redis promotes them on its own clock; a
+        dispatcher that does not keep delayed jobs (SQS) is sent them."""
+        promoted = self.store.promote_due(limit)
+        if not self._keeps_delayed:
+            self.dispatch(ready_again(promoted))
+        return len(promoted)
 
     def recover_stalled(self, limit: int) -> int:
         """Jobs whose lease expired -> pending again (or failed, stalled too often)."""
         moved = self.store.recover_stalled(limit)
         for d in moved:
             metrics.LEASES_EXPIRED.labels(metrics.queue_label(d.queue)).inc()
-        _count_failures(moved)
+        metrics.count_failures(moved)
         recovered = self._redispatch(moved)
         if recovered:
             log.warning("recovered %d stalled jobs", len(recovered))
@@ -382,11 +396,3 @@ def _moved(row: dict[str, Any] | None, job_id: int, verb: str) -> dict[str, Any]
             f"cannot {verb} job {job_id}: it is {found}", {"id": job_id, "status": found}
         )
     return {k: v for k, v in row.items() if k not in ("found", "cancelled")}
-
-
-def _count_failures(moved: Sequence[Dispatch]) -> None:
-    """Jobs a guarded statement moved to failed, by reason (for the metrics)."""
-    for d in moved:
-        if d.status == "failed":
-            labels = metrics.job_labels(d.queue, d.type or metrics.OTHER)
-            metrics.FAILED.labels(*labels, d.fail_reason or "unknown").inc()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,6 +34,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from common import limits
+
+if TYPE_CHECKING:
+    from common.records import Dispatch
 
 OTHER = "other"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -134,6 +138,14 @@ def multiprocess() -> bool:
 def count_pushes(queues: Iterable[str]) -> None:
     for queue in queues:
         RECONCILER_PUSHES.labels(queue_label(queue)).inc()
+
+
+def count_failures(moved: Iterable[Dispatch]) -> None:
+    """Jobs a guarded statement moved to failed, by reason (the job manager's)."""
+    for d in moved:
+        if d.status == "failed":
+            labels = job_labels(d.queue, d.type or OTHER)
+            FAILED.labels(*labels, d.fail_reason or "unknown").inc()
 
 
 def after_fork() -> None:

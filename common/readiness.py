@@ -40,11 +40,12 @@ def readiness(services: Services) -> Readiness:
     except DependencyDown:
         checks["postgres"] = "unavailable"
         checks["migrations"] = "unknown"
+    name, ping = services.dispatch_check()  # Redis, or SQS
     try:
-        services.queue.ping()
-        checks["redis"] = "ok"
+        ping()
+        checks[name] = "ok"
     except DependencyDown:
-        checks["redis"] = "unavailable"
+        checks[name] = "unavailable"
     return Readiness(checks, missing[:MAX_NAMED])
 
 

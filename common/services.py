@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from common.awssecrets import with_database_url
@@ -64,6 +65,10 @@ class Services:
             self._limiter = RateLimiter(buckets, burst_s=s.rate_burst_s)
         return self._limiter
 
+    def dispatch_check(self) -> tuple[str, Callable[[], None]]:
+        """What the health probes call the dispatcher ("redis" or "sqs"), and its ping."""
+        return self.settings.dispatch, self.manager.dispatcher.ping
+
     def upkeep(self) -> list[Upkeep]:
         """The reconciler and the janitor, as every runner runs them."""
         s = self.settings
@@ -88,6 +93,11 @@ class Services:
         given, no weights), with the upkeep and the enqueue listener unless told otherwise,
         calling handlers as `invoke` says (None: DJS_INVOKE); `options` go to Runner."""
         s = self.settings
+        if s.dispatch != "redis":
+            raise ValueError(
+                f"a runner polls Redis; with DJS_DISPATCH={s.dispatch} the worker app's "
+                "Lambda consumer runs the jobs (worker_app/sqs_consumer.py)"
+            )
         selection = QueueSelection(
             queues,
             self.manager.queue_names,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import limits
+from common.models import NAME_PATTERN
 from common.redact import DEFAULT_SENSITIVE_FIELDS
 
 # The levels DJS_LOG_LEVEL and --log-level take.
@@ -98,6 +102,32 @@ class Settings(BaseSettings):
     lambda_function_prefix: str = Field(
         default="djs-worker-prod-", pattern=r"^[A-Za-z0-9_-]{0,63}$"
     )
+    # How stored jobs reach their consumers: `redis` (runners poll it) or `sqs` (serverless:
+    # Lambda consumes an SQS queue; no Redis, no runner; see common/dispatch/sqs.py).
+    dispatch: Literal["redis", "sqs"] = "redis"
+    # With DJS_DISPATCH=sqs: djs queue -> SQS queue URL, as JSON; "*" stands for every queue
+    # not named: {"*": "https://sqs.us-east-1.amazonaws.com/123456789012/djs-jobs"}.
+    sqs_queue_urls: dict[str, str] = Field(default_factory=dict)
+    # The SQS queue NAME the worker app's consumer reads (Chalice needs it when the app is
+    # defined); empty: the worker app has no SQS consumer.
+    sqs_consume_queue: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,80}$")
+    # With SQS, the reconciler cannot ask what the queue holds: it sends again every waiting
+    # job untouched for this long (a duplicate is refused by the guarded claim).
+    sqs_resend_after_s: float = Field(default=300.0, ge=1.0, le=86_400.0)
+
+    @field_validator("sqs_queue_urls")
+    @classmethod
+    def _check_queue_urls(cls, urls: dict[str, str]) -> dict[str, str]:
+        if len(urls) > limits.MAX_SQS_QUEUE_URLS:
+            raise ValueError(f"at most {limits.MAX_SQS_QUEUE_URLS} SQS queue URLs")
+        for queue, url in urls.items():
+            if queue != "*" and not re.fullmatch(NAME_PATTERN, queue):
+                raise ValueError(f"{queue!r} is not a queue name (nor '*')")
+            if not re.fullmatch(r"https?://[^\s/]+/[^\s]{1,400}", url):
+                raise ValueError(f"the SQS queue URL of {queue!r} is not an http(s) URL")
+            if url.endswith(".fifo"):  # FIFO queues take no per-message DelaySeconds
+                raise ValueError(f"the SQS queue of {queue!r} is a FIFO queue: use a standard one")
+        return urls
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""

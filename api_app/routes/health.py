@@ -1,4 +1,5 @@
-"""GET /health: 200 when Postgres and Redis answer, 503 naming the one that does not."""
+"""GET /health: 200 when Postgres and the dispatcher (Redis, or SQS) answer, 503 naming the one
+that does not."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def health_routes(services: Services) -> Blueprint:
     @_HEALTH
     def health() -> Any:
         checks: dict[str, str] = {}
-        for name, ping in (("postgres", services.store.ping), ("redis", services.queue.ping)):
+        for name, ping in (("postgres", services.store.ping), services.dispatch_check()):
             try:
                 ping()
                 checks[name] = "ok"

@@ -34,6 +34,8 @@ class RedisQueue:
     """Enqueue, claim and ack job ids through the Lua scripts in common/dispatch/lua/; the
     Dispatcher and PollingDispatcher of common/dispatch/protocol.py."""
 
+    keeps_delayed = True  # delayed ids wait in a sorted set until due, however far off
+
     def __init__(self, redis_url: str, prefix: str, socket_timeout_s: float = 5.0) -> None:
         self.prefix = prefix
         self.redis: redis.Redis = redis.Redis.from_url(

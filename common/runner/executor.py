@@ -96,9 +96,13 @@ class JobExecutor:
         # abandoned handler.
         threading.Thread(target=self._work, name="djs-job", daemon=True).start()
 
-    def submit(self, job: ClaimedJob) -> JobContext:
+    def submit(self, job: ClaimedJob, max_timeout_s: float | None = None) -> JobContext:
+        """Queue an attempt under the job's timeout (or its handler's), at most max_timeout_s
+        (a Lambda function's time left)."""
         spec = self.registry.get(job.type)
         timeout_s = job.timeout_s or (spec.timeout_s if spec else DEFAULT_TIMEOUT_S)
+        if max_timeout_s is not None:
+            timeout_s = min(timeout_s, max_timeout_s)
         context = JobContext(
             function_name=job.type,
             job_id=job.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from common import limits, metrics
 from common.errors import DependencyDown
@@ -98,12 +98,10 @@ class Recorder:
         While Postgres is down the leases run out; if it stays down past them, the janitor
         recovers the jobs and these writes are refused by their fence, as they must be.
         """
-        completions = [_completion(o) for o in batch if o.error is None]
-        failures = [_failure(o) for o in batch if o.error is not None]
         backoff = ReconnectBackoff()
         while True:
             try:
-                recorded = self.manager.record(completions, failures)
+                recorded = record_outcomes(self.manager, batch)
                 break
             except DependencyDown as exc:
                 self.pulse.beat()  # waiting out an outage is progress; a hang is not
@@ -114,10 +112,21 @@ class Recorder:
             log.warning(
                 "%d outcomes refused by their lease fence (job no longer ours)", recorded.stale
             )
-        _count(batch, recorded)
 
 
-def _count(batch: list[Outcome], recorded: Recorded) -> None:
+def record_outcomes(manager: JobManager, batch: Sequence[Outcome]) -> Recorded:
+    """Write attempts' outcomes once, as every consumer does (this recorder, the SQS
+    consumer): a return is a Completion, an error a Failure with the lifecycle rules'
+    decision (retry and its backoff, or fail for a reason). DependencyDown if Postgres is
+    down; whatever else Postgres refuses raises too (quarantine the outcome)."""
+    completions = [_completion(o) for o in batch if o.error is None]
+    failures = [_failure(o) for o in batch if o.error is not None]
+    recorded = manager.record(completions, failures)
+    _count(batch, recorded)
+    return recorded
+
+
+def _count(batch: Sequence[Outcome], recorded: Recorded) -> None:
     """Completions and retries that applied, for the metrics (the manager counts failures:
     the janitor fails jobs too)."""
     retried = {d.id for d in recorded.failed if d.status != "failed"}
