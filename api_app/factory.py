@@ -45,7 +45,9 @@ def create_app(services: Services, app_name: str = "djs-api") -> Chalice:
     origins = parse_origins(services.settings.cors_origins)
     if origins:
         app.register_middleware(cors_headers(origins), "http")
-    app.register_middleware(rate_limits(services.limiter, role_rates(services.settings)), "http")
+    settings = services.settings
+    if settings.rate_limited():  # else throttled at the edge (DJS_RATE_LIMIT=off)
+        app.register_middleware(rate_limits(services.limiter, role_rates(settings)), "http")
     app.register_blueprint(jobs_routes(services))
     app.register_blueprint(job_action_routes(services))
     app.register_blueprint(bulk_routes(services))

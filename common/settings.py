@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # The SQS queue NAME the worker app's consumer reads (Chalice needs it when the app is
     # defined); empty: the worker app has no SQS consumer.
     sqs_consume_queue: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,80}$")
+    # Where the API's rate limits per key are kept: `redis` (token buckets shared by every API
+    # process) or `off` (throttle at the edge instead: API Gateway's stage or usage-plan
+    # limits). Unset: `redis`, except with DJS_DISPATCH=sqs, where no Redis need exist: `off`.
+    rate_limit: Literal["redis", "off"] | None = None
     # With SQS, the reconciler cannot ask what the queue holds: it sends again every waiting
     # job untouched for this long (a duplicate is refused by the guarded claim).
     sqs_resend_after_s: float = Field(default=300.0, ge=1.0, le=86_400.0)
@@ -128,6 +132,10 @@ class Settings(BaseSettings):
             if url.endswith(".fifo"):  # FIFO queues take no per-message DelaySeconds
                 raise ValueError(f"the SQS queue of {queue!r} is a FIFO queue: use a standard one")
         return urls
+
+    def rate_limited(self) -> bool:
+        """Whether the API keeps rate limits per key in Redis (DJS_RATE_LIMIT)."""
+        return (self.rate_limit or ("off" if self.dispatch == "sqs" else "redis")) == "redis"
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""

@@ -54,6 +54,22 @@ def test_past_the_bucket_is_429_with_retry_after(slow_viewers: Client, database_
     assert all(slow_viewers.http.get("/health").status_code == 200 for _ in range(10))
 
 
+def test_rate_limit_off_leaves_the_limits_to_the_edge(
+    settings: Settings, database_url: str
+) -> None:
+    """DJS_RATE_LIMIT=off: no bucket is asked (the API Gateway stage throttles instead)."""
+    assert settings.rate_limited()  # the default, with Redis dispatch
+    assert not settings.model_copy(update={"dispatch": "sqs"}).rate_limited()
+    off = settings.model_copy(update={"rate_viewer": 2.0, "rate_limit": "off"})
+    services = Services.connect(off)
+    key = make_key(database_url, "viewer")
+    try:
+        with keyed(Client(create_app(services)), None) as client:
+            assert [get(client, key).status_code for _ in range(8)] == [200] * 8
+    finally:
+        services.close()
+
+
 def test_the_bucket_refills(slow_viewers: Client, database_url: str) -> None:
     key = make_key(database_url, "viewer")
     while get(slow_viewers, key).status_code == 200:

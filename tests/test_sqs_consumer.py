@@ -27,7 +27,7 @@ from common.models import JobSubmission
 from common.services import Services
 from common.settings import Settings
 from tests.conftest import post_json
-from tests.keys import keyed
+from tests.keys import keyed, make_key
 from tests.sqsenv import QUEUE, Sqs, sqs, sqs_services, sqs_settings
 from worker_app import sqs_consumer
 
@@ -284,14 +284,28 @@ def test_the_consumer_refuses_a_redis_deployment(sqs_settings: Settings) -> None
 
 
 def test_a_job_submitted_to_the_api_runs_through_sqs_without_redis(
-    worker: Client, sqs_services: Services, sqs: Sqs, admin_key: str
+    worker: Client, sqs_services: Services, sqs: Sqs, database_url: str
 ) -> None:
-    """POST /jobs -> stored -> SQS -> the consumer -> completed; Redis is never reachable
-    (an admin key passes the rate limiter unlimited when Redis is down)."""
-    with keyed(Client(create_app(sqs_services)), admin_key) as api:
+    """POST /jobs with a submitter key -> stored -> SQS -> the consumer -> completed; Redis is
+    never reachable (with DJS_DISPATCH=sqs the API keeps no rate limits in Redis)."""
+    submitter = make_key(database_url, "submitter", "sqs-submitter")
+    with keyed(Client(create_app(sqs_services)), submitter) as api:
         answer = post_json(api, "/jobs", {"type": "count", "payload": {"n": 1}})
         assert answer.status_code == 201, answer.body
         job = json.loads(answer.body)["id"]
         assert deliver(worker, [m["Body"] for m in sqs.receive()]) == {"completed": 1}
         shown = json.loads(api.http.get(f"/jobs/{job}").body)
     assert shown["status"] == "completed" and shown["result"] == {"ran": job}
+
+
+def test_rate_limits_kept_in_redis_are_refused_while_redis_is_down(
+    sqs_services: Services, database_url: str
+) -> None:
+    """DJS_RATE_LIMIT=redis in SQS mode asks Redis, which is down: a submitter gets 503."""
+    settings = sqs_services.settings.model_copy(update={"rate_limit": "redis"})
+    limited = Services(settings, sqs_services.manager)
+    submitter = make_key(database_url, "submitter", "sqs-limited")
+    with keyed(Client(create_app(limited)), submitter) as api:
+        answer = post_json(api, "/jobs", {"type": "count", "payload": {"n": 1}})
+    assert answer.status_code == 503, answer.body
+    assert json.loads(answer.body)["error"]["code"] == "dependency_unavailable"
