@@ -35,7 +35,8 @@ MIN_RUNTIME = (3, 12)  # AWS blocks creating python3.11 functions since 2026-07-
 # Lambda's python3.12+ runtimes are Amazon Linux 2023 on x86_64 (Chalice's default arch).
 PLATFORM = "manylinux2014_x86_64"
 STAGE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-OUTPUTS = ("deployment.zip", "sam.json")
+PROJECT = "project"  # the staged Chalice project, for `chalice deploy`
+OUTPUTS = ("deployment.zip", "sam.json", PROJECT)
 CHALICE_TIMEOUT_S = 600.0
 
 
@@ -103,6 +104,8 @@ def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
         target = out / spec.name
         package_app(spec, build, args.stage, target)
         print(f"{spec.name}: {target / 'deployment.zip'} and {target / 'sam.json'}")
+        chalice = build.python.parent / "chalice"
+        print(f"  or: cd {target / PROJECT} && {chalice} deploy --stage {args.stage}")
     return 0
 
 
@@ -114,6 +117,9 @@ def package_app(spec: AppSpec, build: Build, stage: str, target: Path) -> None:
         _vendor_requirements(spec, build, staging / "vendor")
         _compile(build, staging)
         _chalice_package(build, staging, stage, target)
+        # The staged project too: `chalice deploy` from it deploys what the zip holds
+        # (from api_app/ as checked in, Chalice would deploy functions without common/).
+        shutil.copytree(staging, target / PROJECT, ignore=shutil.ignore_patterns("deployments"))
     check_zip(target / "deployment.zip", spec.required)
     check_runtime(target / "sam.json")
 
@@ -161,7 +167,10 @@ def _clear(target: Path) -> None:
     if others:
         raise UsageError(f"{target} holds more than an earlier package ({', '.join(others)})")
     for name in OUTPUTS:
-        (target / name).unlink(missing_ok=True)
+        if (target / name).is_dir():
+            shutil.rmtree(target / name)
+        else:
+            (target / name).unlink(missing_ok=True)
 
 
 def _stage(spec: AppSpec, staging: Path) -> None:

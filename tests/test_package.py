@@ -11,6 +11,7 @@ carry a job from the queue to the worker's Lambda on AWS, is another part of iss
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -105,6 +106,34 @@ def test_each_zip_holds_common_its_app_and_a_312_runtime(packaged: Path) -> None
             major, minor = properties["Runtime"].removeprefix("python").split(".")
             assert (int(major), int(minor)) >= (3, 12), (function, properties["Runtime"])
             assert properties["CodeUri"] == "./deployment.zip"
+
+
+def test_the_staged_project_deploys_what_the_zip_holds(packaged: Path, tmp_path: Path) -> None:
+    """`chalice deploy` from DIR/api/project packages the same files as deployment.zip (and
+    needs no network: nothing is left for pip to fetch)."""
+    project = packaged / "api" / "project"
+    assert not (project / "requirements.txt").exists()
+    chalice = LAMBDA_PYTHON.parent / "chalice"
+    done = subprocess.run(
+        [str(chalice), "package", "--stage", "prod", str(tmp_path / "again")],
+        cwd=project,
+        # Chalice imports app.py: the settings it needs to be built, and no server behind them.
+        env={
+            "PATH": os.environ["PATH"],
+            "DJS_KEY_PEPPER": "deploy-test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "DATABASE_URL": "postgresql://127.0.0.1:1/nothing",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first = zipfile.ZipFile(packaged / "api" / "deployment.zip")
+    again = zipfile.ZipFile(tmp_path / "again" / "deployment.zip")
+    with first, again:
+        assert set(again.namelist()) == set(first.namelist())
 
 
 def test_the_zips_bytecode_is_checked_by_hash_not_by_time(packaged: Path) -> None:
