@@ -89,7 +89,10 @@ class JobManager:
     def connect(cls, settings: Settings) -> JobManager:
         """The Postgres pools and the Redis client; neither blocks if its server is down."""
         store = Store(settings.database_url, settings.db_pool_min, settings.db_pool_max).open()
-        return cls(store, RedisQueue(settings.redis_url, settings.redis_prefix))
+        queue = RedisQueue(
+            settings.redis_url, settings.redis_prefix, cluster=settings.redis_cluster
+        )
+        return cls(store, queue)
 
     def close(self) -> None:
         self.store.close()

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     # Every Redis key starts with this, so several deployments (or tests) share one server.
     redis_prefix: str = "djs"
+    # REDIS_URL is a Redis Cluster (ElastiCache cluster mode: its configuration
+    # endpoint): the clients follow MOVED/ASK; an idle runner polls across hash slots.
+    redis_cluster: bool = False
     db_pool_min: int = 1
     db_pool_max: int = 10
     # How long a runner blocks on Redis for new work before looking again.
