@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import limits
@@ -101,6 +103,17 @@ class Settings(BaseSettings):
     lambda_function_prefix: str = Field(
         default="djs-worker-prod-", pattern=r"^[A-Za-z0-9_-]{0,63}$"
     )
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_has_database_0_only(cls, cluster: bool, info: ValidationInfo) -> bool:
+        # Else the cluster client refuses it on first use, which would read "Redis is down".
+        # A field validator: its error shows this field's input only, not REDIS_URL's secret.
+        url = urlsplit(str(info.data.get("redis_url", "")))
+        dbs = {url.path.strip("/") or "0", *parse_qs(url.query).get("db", [])}
+        if cluster and dbs != {"0"}:
+            raise ValueError("a Redis Cluster has database 0 only; REDIS_URL names another")
+        return cluster
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from redis.exceptions import MovedError
 
 from common.dispatch import RedisQueue
@@ -207,3 +208,18 @@ def test_a_cluster_that_does_not_answer_is_reported_not_fatal(settings: Settings
         assert readiness(svc).checks["redis"] == "unavailable"
     finally:
         svc.close()
+
+
+def test_the_setting_reads_the_environment_and_refuses_a_database_but_0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DJS_REDIS_CLUSTER", "1")
+    monkeypatch.setenv("REDIS_URL", "rediss://user:hunter2@cfg.example.com:6379")
+    assert Settings().redis_cluster is True
+    for url in ("redis://user:hunter2@h:6379/3", "redis://user:hunter2@h:6379/0?db=2"):
+        monkeypatch.setenv("REDIS_URL", url)
+        with pytest.raises(ValidationError) as caught:
+            Settings()
+        assert "database 0 only" in str(caught.value) and "hunter2" not in str(caught.value)
+    monkeypatch.setenv("DJS_REDIS_CLUSTER", "0")
+    assert Settings().redis_url.endswith("/0?db=2")  # a single node may use any database
