@@ -61,7 +61,7 @@ class Services:
         """The API's rate limits per key (its own Redis client, with short timeouts)."""
         if self._limiter is None:
             s = self.settings
-            buckets = TokenBuckets(s.redis_url, s.redis_prefix)
+            buckets = TokenBuckets(s.redis_url, s.redis_prefix, cluster=s.redis_cluster)
             self._limiter = RateLimiter(buckets, burst_s=s.rate_burst_s)
         return self._limiter
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common import limits
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     # Every Redis key starts with this, so several deployments (or tests) share one server.
     redis_prefix: str = "djs"
+    # REDIS_URL is a Redis Cluster (ElastiCache cluster mode: its configuration
+    # endpoint): the clients follow MOVED/ASK; an idle runner polls across hash slots.
+    redis_cluster: bool = False
     db_pool_min: int = 1
     db_pool_max: int = 10
     # How long a runner blocks on Redis for new work before looking again.
@@ -136,6 +140,17 @@ class Settings(BaseSettings):
     def rate_limited(self) -> bool:
         """Whether the API keeps rate limits per key in Redis (DJS_RATE_LIMIT)."""
         return (self.rate_limit or ("off" if self.dispatch == "sqs" else "redis")) == "redis"
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_has_database_0_only(cls, cluster: bool, info: ValidationInfo) -> bool:
+        # Else the cluster client refuses it on first use, which would read "Redis is down".
+        # A field validator: its error shows this field's input only, not REDIS_URL's secret.
+        url = urlsplit(str(info.data.get("redis_url", "")))
+        dbs = {url.path.strip("/") or "0", *parse_qs(url.query).get("db", [])}
+        if cluster and dbs != {"0"}:
+            raise ValueError("a Redis Cluster has database 0 only; REDIS_URL names another")
+        return cluster
 
     def alert_allowed(self) -> list[str]:
         """DJS_ALERT_ALLOW as a list of hosts and networks."""

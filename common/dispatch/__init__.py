@@ -20,4 +20,4 @@ def connect(settings: Settings) -> Dispatcher:
         from common.dispatch.sqs import SqsDispatcher
 
         return SqsDispatcher(settings.sqs_queue_urls)
-    return RedisQueue(settings.redis_url, settings.redis_prefix)
+    return RedisQueue(settings.redis_url, settings.redis_prefix, cluster=settings.redis_cluster)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-import redis
+from redis.crc import key_slot
 
+from common import redisclient
 from common.dispatch.keys import QueueKeys
 from common.errors import DependencyDown
 from common.records import Claimed, Ready
@@ -26,8 +29,13 @@ def _script(name: str) -> str:
 def _redis_errors() -> Iterator[None]:
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redisclient.DOWN_ERRORS as exc:
         raise DependencyDown("redis", exc) from exc
+
+
+# On a cluster, a runner serving queues of several hash slots blocks on one slot's signals
+# for this long at a time, and looks at the others' between slices (wait_for_work).
+_SLICE_S = 0.05
 
 
 class RedisQueue:
@@ -36,15 +44,18 @@ class RedisQueue:
 
     keeps_delayed = True  # delayed ids wait in a sorted set until due, however far off
 
-    def __init__(self, redis_url: str, prefix: str, socket_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, redis_url: str, prefix: str, socket_timeout_s: float = 5.0, cluster: bool = False
+    ) -> None:
         self.prefix = prefix
-        self.redis: redis.Redis = redis.Redis.from_url(
-            redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=2.0
+        self.cluster = cluster
+        self.redis = redisclient.connect(
+            redis_url, cluster=cluster, socket_timeout_s=socket_timeout_s, connect_timeout_s=2.0
         )
-        self._enqueue = self.redis.register_script(_script("enqueue"))
-        self._claim = self.redis.register_script(_script("claim"))
-        self._ack = self.redis.register_script(_script("ack"))
-        self._missing = self.redis.register_script(_script("missing"))
+        self._enqueue = redisclient.script(self.redis, _script("enqueue"))
+        self._claim = redisclient.script(self.redis, _script("claim"))
+        self._ack = redisclient.script(self.redis, _script("ack"))
+        self._missing = redisclient.script(self.redis, _script("missing"))
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
@@ -133,7 +144,47 @@ class RedisQueue:
         """Block until an enqueue signals one of these queues, or the timeout passes."""
         signals = [self.keys(q).signal for q in queues]
         with _redis_errors():
-            self.redis.blpop(signals, timeout=max(timeout_s, 0.001))
+            if self.cluster:
+                self._wait_across_slots(signals, timeout_s)
+            else:
+                self.redis.blpop(signals, timeout=max(timeout_s, 0.001))
+
+    def _wait_across_slots(self, signals: Sequence[str], timeout_s: float) -> None:
+        """wait_for_work on a cluster, where one BLPOP may only name keys of one hash slot.
+        One slot: one BLPOP, as on a single node. Several: BLPOP one slot's signals for a
+        slice at a time (a different slot each slice) and, before each slice, pop the
+        others' in one pipeline (one round trip per node, sent together)."""
+        by_slot: dict[int, list[str]] = defaultdict(list)
+        for signal in signals:
+            by_slot[key_slot(signal.encode())].append(signal)
+        groups = list(by_slot.values())
+        if len(groups) == 1:
+            self.redis.blpop(groups[0], timeout=max(timeout_s, 0.001))
+            return
+        deadline = time.monotonic() + timeout_s
+        for turn in itertools.count():
+            if self._take_one(signals):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            group = groups[turn % len(groups)]
+            if self.redis.blpop(group, timeout=max(min(left, _SLICE_S), 0.001)) is not None:
+                return
+
+    def _take_one(self, signals: Sequence[str]) -> bool:
+        """Pop the signals in one pipeline; keep one token and put back the rest, so a
+        wake-up for another queue still wakes another runner (as one BLPOP takes one)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for signal in signals:
+            pipe.lpop(signal)
+        taken = [s for s, token in zip(signals, pipe.execute(), strict=True) if token is not None]
+        if len(taken) > 1:
+            pipe = self.redis.pipeline(transaction=False)
+            for signal in taken[1:]:
+                pipe.lpush(signal, 1)
+            pipe.execute()
+        return bool(taken)
 
     def take_signal(self, queues: Sequence[str]) -> bool:
         """Non-blocking: was new work signalled for one of these queues?"""

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-import redis
-
+from common import redisclient
 from common.errors import DependencyDown
 
 # Short: a Redis that does not answer must not hold a request for seconds; the limiter then
@@ -28,13 +27,15 @@ def bucket_key(prefix: str, key_id: int) -> str:
 class TokenBuckets:
     """Takes tokens from the bucket of an API key, several at once (common/ratelimit/take.lua)."""
 
-    def __init__(self, redis_url: str, prefix: str, timeout_s: float = _TIMEOUT_S) -> None:
+    def __init__(
+        self, redis_url: str, prefix: str, timeout_s: float = _TIMEOUT_S, cluster: bool = False
+    ) -> None:
         self.prefix = prefix
-        self.redis: redis.Redis = redis.Redis.from_url(
-            redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        self.redis = redisclient.connect(
+            redis_url, cluster=cluster, socket_timeout_s=timeout_s, connect_timeout_s=timeout_s
         )
         text = resources.files("common.ratelimit").joinpath("take.lua").read_text()
-        self._take = self.redis.register_script(text)
+        self._take = redisclient.script(self.redis, text)
 
     def take(self, key_id: int, rate: float, capacity: float, wanted: int) -> Grant:
         """Refill the key's bucket at `rate` per second up to `capacity`, then take up to
@@ -43,7 +44,7 @@ class TokenBuckets:
             granted, wait_ms = self._take(
                 keys=[bucket_key(self.prefix, key_id)], args=[rate, capacity, wanted]
             )
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redisclient.DOWN_ERRORS as exc:
             raise DependencyDown("redis", exc) from exc
         return Grant(int(granted), int(wait_ms) / 1000)
 
