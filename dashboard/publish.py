@@ -247,17 +247,23 @@ def public_read_statement(bucket: str) -> dict[str, Any]:
     }
 
 
-def _allow_public_read(s3: Any, bucket: str) -> None:
-    """Let a public policy through the bucket's Block Public Access, then add ours."""
+def _block_public_access(s3: Any, bucket: str, policies: bool) -> None:
+    """The bucket's Block Public Access: public ACLs always blocked; public policies too
+    unless the site is public (`policies` False)."""
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
             "BlockPublicAcls": True,
             "IgnorePublicAcls": True,
-            "BlockPublicPolicy": False,
-            "RestrictPublicBuckets": False,
+            "BlockPublicPolicy": policies,
+            "RestrictPublicBuckets": policies,
         },
     )
+
+
+def _allow_public_read(s3: Any, bucket: str) -> None:
+    """Let a public policy through the bucket's Block Public Access, then add ours."""
+    _block_public_access(s3, bucket, policies=False)
     policy = _policy(s3, bucket)
     others = [s for s in policy.get("Statement", []) if s.get("Sid") != POLICY_SID]
     policy["Statement"] = [*others, public_read_statement(bucket)]
@@ -267,15 +273,7 @@ def _allow_public_read(s3: Any, bucket: str) -> None:
 def _drop_public_read(s3: Any, bucket: str) -> None:
     """Block public access again, and take out the statement an earlier public publish added
     (the others stay: a CloudFront OAC statement is not public)."""
-    s3.put_public_access_block(
-        Bucket=bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
+    _block_public_access(s3, bucket, policies=True)
     policy = _policy(s3, bucket)
     others = [s for s in policy.get("Statement", []) if s.get("Sid") != POLICY_SID]
     if len(others) == len(policy.get("Statement", [])):
