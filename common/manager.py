@@ -372,6 +372,8 @@ class JobManager:
         """Pause or resume a queue: Postgres keeps the setting, the dispatcher enforces it."""
         self.store.set_paused(queue, paused, entry(actor, "pause" if paused else "resume", queue))
         self.dispatcher.set_paused(queue, paused)
+        if not paused and not self._keeps_delayed:  # SQS: the paused jobs' messages are gone
+            self.reconcile_queues([queue])
 
     def set_retention(
         self, queue: str, settings: QueueSettings, actor: Actor | None = None

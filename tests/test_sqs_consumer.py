@@ -191,9 +191,9 @@ def test_a_paused_queue_keeps_its_jobs_pending(
     [job] = submit(sqs_services, "count")
     sqs_services.manager.pause("default", True)
     batch = [m["Body"] for m in sqs.receive()]
-    assert deliver(worker, batch) == {"paused": 1}
-    sqs_services.manager.pause("default", False)
-    assert deliver(worker, batch) == {"completed": 1}
+    assert deliver(worker, batch) == {"paused": 1}  # SQS deletes the message
+    sqs_services.manager.pause("default", False)  # and the resume sends the job again
+    assert deliver(worker, [m["Body"] for m in sqs.receive()]) == {"completed": 1}
     assert calls[job] == 1
 
 
