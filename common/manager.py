@@ -373,7 +373,7 @@ class JobManager:
         self.store.set_paused(queue, paused, entry(actor, "pause" if paused else "resume", queue))
         self.dispatcher.set_paused(queue, paused)
         if not paused and not self._keeps_delayed:  # SQS: the paused jobs' messages are gone
-            self.reconcile_queues([queue])
+            self.dispatch(ready_again(self.store.waiting([queue], 1000)))  # best effort
 
     def set_retention(
         self, queue: str, settings: QueueSettings, actor: Actor | None = None
