@@ -127,8 +127,23 @@ def scenario_batch(system: BenchSystem, quick: bool) -> Figures:
         "errors": sent.errors,
         "submit_jobs_per_s": round(total / (accepted_at - start)),
         "end_to_end_jobs_per_s": round(_rate(total, start, timeline)),
+        **_statement_sizes(system),
         "timeline": [(t - start, n) for t, n in timeline],
     }
+
+
+def _statement_sizes(system: BenchSystem) -> Figures:
+    """Jobs per claim and per outcome statement: the rows of one statement share its now(),
+    the attempt's started_at and the job's finished_at."""
+    with system.connect() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*)::float8 / greatest(count(DISTINCT started_at), 1)"
+            "        FROM job_attempts),"
+            "       (SELECT count(*)::float8 / greatest(count(DISTINCT finished_at), 1)"
+            "        FROM jobs WHERE finished_at IS NOT NULL)"
+        ).fetchone()
+    claim, outcome = row if row else (0.0, 0.0)
+    return {"jobs_per_claim": round(claim, 1), "jobs_per_outcome": round(outcome, 1)}
 
 
 def _started_at(system: BenchSystem) -> dict[int, float]:

@@ -219,7 +219,8 @@ class Store:
             }
             for c in done
         ]
-        rows = self._all("complete_jobs", {"outcomes": fastjson.dumps(outcomes)})
+        params = {"ids": [c.job_id for c in done], "outcomes": fastjson.dumps(outcomes)}
+        rows = self._all("complete_jobs", params)
         return {r["id"] for r in rows}
 
     def fail(self, failures: Sequence[Failure]) -> list[Dispatch]:
@@ -240,7 +241,8 @@ class Store:
             }
             for f in failures
         ]
-        return self._dispatches("fail_jobs", {"outcomes": fastjson.dumps(outcomes)})
+        params = {"ids": [f.job_id for f in failures], "outcomes": fastjson.dumps(outcomes)}
+        return self._dispatches("fail_jobs", params)
 
     def renew(self, leases: Sequence[Lease], lease_s: float) -> dict[int, bool]:
         """Extend leases; return {job id: cancel requested} for those still held."""
