@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import threading
+import time
+from collections import deque
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from common.records import ClaimedJob
 from common.redact import REDACTED, redact, sensitive_names
@@ -73,10 +77,71 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class LineWriter(logging.Handler):
+    """Formats a record in the caller's thread; one thread of its own writes the lines, all
+    that queued up in `window_s` in one write.
+
+    A StreamHandler writes and flushes every line under its lock: each write lets go of the
+    GIL and the job threads queue on the lock behind it. In a runner with 256 job threads,
+    its one `attempt completed` line per job cost 106 us of CPU per job (189 against 83 with
+    DJS_LOG_LEVEL=warning, `djs worker --burst` on 40,000 echo jobs, stderr to /dev/null).
+    A line waits at most `window_s`; logging.shutdown() (at exit, before an exec) writes
+    what is queued. A crash loses the lines of its last `window_s`.
+    """
+
+    def __init__(self, stream: TextIO, window_s: float = 0.02) -> None:
+        super().__init__()
+        self.stream = stream
+        self.window_s = window_s
+        self._lines: deque[str] = deque()
+        self._queued = threading.Event()
+        self._write_lock = threading.Lock()
+        self._writer_pid = 0  # the process whose writer thread runs (none yet)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if self._writer_pid != os.getpid():  # first line, or a forked child: no writer yet
+            self._start_writer()
+        self._lines.append(line)
+        self._queued.set()
+
+    def flush(self) -> None:
+        """Write what is queued now."""
+        with self._write_lock:
+            lines = []
+            while self._lines:
+                lines.append(self._lines.popleft())
+            if lines:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+
+    def _start_writer(self) -> None:
+        with self._write_lock:
+            if self._writer_pid == os.getpid():
+                return
+            self._lines.clear()  # a forked child's copy of its parent's queue
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._write, name="djs-log-writer", daemon=True).start()
+
+    def _write(self) -> None:
+        while True:
+            self._queued.wait()
+            time.sleep(self.window_s)  # let a burst of lines gather into one write
+            self._queued.clear()
+            try:
+                self.flush()
+            except Exception:  # a closed or full stream must not end the writer
+                continue
+
+
 def configure(level: str, fmt: str, sensitive: frozenset[str] = frozenset()) -> None:
     """Send every record at `level` or above to stderr, as `fmt` (json or text); replaces
     any handler installed before (basicConfig, a library's)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineWriter(sys.stderr)
     formatter = JsonFormatter(sensitive) if fmt == JSON else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     root = logging.getLogger()

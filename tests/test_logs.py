@@ -175,3 +175,60 @@ def test_warning_level_drops_info_lines(env: dict[str, str], services: Services)
     assert all(r["level"] in ("warning", "error", "critical") for r in records), records
     job = services.store.get(submitted.job.id)
     assert job is not None and job.status == "failed"  # it ran: its info lines were dropped
+
+
+def test_the_line_writer_keeps_every_line_in_order_and_writes_them_in_few_writes() -> None:
+    import io
+    import logging
+    import threading
+
+    from common.logs import LineWriter
+
+    class CountingStream(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            CountingStream.writes += 1
+            return super().write(text)
+
+    stream = CountingStream()
+    writer = LineWriter(stream, window_s=0.05)
+    writer.setFormatter(logging.Formatter("%(threadName)s %(message)s"))
+    logger = logging.getLogger("djs.test.linewriter")
+    logger.propagate = False
+    logger.addHandler(writer)
+    try:
+
+        def emit(n: int) -> None:
+            for i in range(n):
+                logger.warning("%d", i)
+
+        threads = [threading.Thread(target=emit, args=(500,), name=f"t{k}") for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Written by its own thread within the window, without a flush.
+        wait_until(lambda: stream.getvalue().count("\n") == 4000, WAIT_S)
+    finally:
+        logger.removeHandler(writer)
+    by_thread: dict[str, list[int]] = {}
+    for line in stream.getvalue().splitlines():
+        name, number = line.split()
+        by_thread.setdefault(name, []).append(int(number))
+    assert by_thread == {f"t{k}": list(range(500)) for k in range(8)}
+    assert CountingStream.writes < 4000 / 10  # many lines per write, not one each
+
+
+def test_logging_shutdown_writes_what_is_queued() -> None:
+    import io
+    import logging
+
+    from common.logs import LineWriter
+
+    stream = io.StringIO()
+    writer = LineWriter(stream, window_s=60)  # the writer thread would wait a minute
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    writer.handle(logging.makeLogRecord({"msg": "last words", "levelno": logging.ERROR}))
+    logging.shutdown([lambda: writer])  # what runs at exit and before a worker's exec
+    assert stream.getvalue() == "last words\n"
