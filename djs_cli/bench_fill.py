@@ -61,10 +61,11 @@ _ATTEMPTS = """
 INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome,
                           error_type, error_message, queue, waited_ms)
 SELECT id, attempts, worker, started_at, finished_at,
-       CASE status WHEN 'active' THEN 'running' ELSE status::text END,
+       status::text,
        split_part(last_error, ':', 1), last_error, queue,
        CASE WHEN attempts = 1 THEN extract(epoch FROM started_at - created_at) * 1000 END
 FROM jobs WHERE id BETWEEN %(first)s AND %(last)s AND started_at IS NOT NULL
+  AND status <> 'active'  -- a running attempt's row is written with its outcome
 ORDER BY id
 """
 

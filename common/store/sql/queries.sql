@@ -31,6 +31,22 @@ attempts AS (
 -- What dispatch needs of a job a statement moved (common.records.Dispatch).
 id, queue, priority, status::text AS status, run_at
 
+-- name: _waited_ms
+-- A first attempt's wait from the moment its job was due, in ms (GET /stats, the runner's
+-- schedule lag histogram); an infinite time (written with SQL) has none.
+CASE WHEN attempts = 1 AND isfinite(started_at) AND isfinite(coalesce(run_at, created_at))
+     THEN (extract(epoch FROM started_at - coalesce(run_at, created_at)) * 1000)::float8 END
+
+-- name: _attempt_written
+-- An attempt's row is written once, with its outcome, by the statement that ends it (the
+-- running one is the job's row: see get_attempts). A row the claim of an older djs opened
+-- ('running') is completed instead of refused.
+ON CONFLICT (job_id, attempt) DO UPDATE
+SET outcome = excluded.outcome, finished_at = excluded.finished_at,
+    error_type = excluded.error_type, error_message = excluded.error_message,
+    traceback = excluded.traceback, logs = excluded.logs, progress = excluded.progress,
+    queue = excluded.queue, waited_ms = excluded.waited_ms
+
 -- name: _suspect
 -- A job on its last stall before failing runs alone (see recover_stalled).
 stalls >= greatest(1, max_stalls - 1) AS suspect
@@ -66,13 +82,20 @@ WHERE id = %(id)s AND (%(owner_key_id)s::bigint IS NULL OR owner_key_id = %(owne
 -- name: get_attempts
 -- The newest %(limit)s attempts, oldest first: retries add attempts without end, and each may
 -- hold 150 KiB of error, traceback and logs. An infinite time (written with SQL) has no
--- duration: Postgres refuses to subtract it.
+-- duration: Postgres refuses to subtract it. The attempt running now has no row yet (one is
+-- written with its outcome): it is the job's own row.
 SELECT * FROM (
     SELECT attempt, worker, started_at, finished_at, outcome, error_type, error_message,
            traceback, logs, progress,
            CASE WHEN isfinite(finished_at) AND isfinite(started_at)
                 THEN extract(epoch FROM finished_at - started_at) * 1000 END AS duration_ms
-    FROM job_attempts WHERE job_id = %(id)s ORDER BY attempt DESC LIMIT %(limit)s
+    FROM job_attempts WHERE job_id = %(id)s
+    UNION ALL
+    SELECT attempts, worker, started_at, NULL, 'running', NULL, NULL, NULL, '{}', progress,
+           NULL
+    FROM jobs j WHERE id = %(id)s AND status = 'active' AND NOT EXISTS
+        (SELECT 1 FROM job_attempts a WHERE a.job_id = j.id AND a.attempt = j.attempts)
+    ORDER BY attempt DESC LIMIT %(limit)s
 ) newest ORDER BY attempt;
 
 -- name: get_events
@@ -104,31 +127,19 @@ RETURNING name, paused, remove_on_complete, remove_on_fail;
 -- Ids that are not runnable any more (duplicate delivery, cancelled, already run, not yet
 -- due) simply do not come back: the guard is the claim.
 -- The columns come back in the order of store.ClaimedJob's fields, which is built from them.
-WITH claimed AS (
-    UPDATE jobs
-    SET status = 'active', attempts = attempts + 1, worker = %(worker)s, progress = NULL,
-        lease_token = gen_random_uuid(),
-        lease_expires_at = now() + %(lease_s)s * interval '1 second',
-        started_at = now(), updated_at = now(), changed_by = 'runner'
-    WHERE id = ANY(%(ids)s::bigint[])
-      AND (status::text = 'pending' OR (status::text = 'delayed' AND run_at <= now()))
-      AND attempts - attempt_offset < max_attempts
-    RETURNING id, queue, type, payload, priority, attempts, max_attempts, attempt_offset,
-              backoff, timeout_s, lease_token, coalesce(run_at, created_at) AS due
-), opened AS (
-    -- The queue and a first attempt's wait are kept on the attempt for GET /stats, which
-    -- reads the newest attempts without a join.
-    INSERT INTO job_attempts (job_id, attempt, worker, queue, waited_ms)
-    SELECT id, attempts, %(worker)s, queue,
-           CASE WHEN attempts = 1 AND isfinite(due)
-                THEN extract(epoch FROM now() - due) * 1000 END
-    FROM claimed
-    RETURNING job_id, waited_ms
-)
+-- The attempt's row is written with its outcome, not here (_attempt_written): an insert
+-- here and an update then cost a third of the Postgres CPU of a job's life.
 -- waited_ms feeds the runner's schedule lag histogram (common/metrics.py).
-SELECT c.id, c.queue, c.type, c.payload, c.priority, c.attempts, c.max_attempts,
-       c.attempt_offset, c.backoff, c.timeout_s, c.lease_token, o.waited_ms
-FROM claimed c JOIN opened o ON o.job_id = c.id;
+UPDATE jobs
+SET status = 'active', attempts = attempts + 1, worker = %(worker)s, progress = NULL,
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + %(lease_s)s * interval '1 second',
+    started_at = now(), updated_at = now(), changed_by = 'runner'
+WHERE id = ANY(%(ids)s::bigint[])
+  AND (status::text = 'pending' OR (status::text = 'delayed' AND run_at <= now()))
+  AND attempts - attempt_offset < max_attempts
+RETURNING id, queue, type, payload, priority, attempts, max_attempts, attempt_offset,
+          backoff, timeout_s, lease_token, {{waited_ms}} AS waited_ms;
 
 -- name: complete_jobs
 -- active -> completed for a batch. The lease token fences a runner whose lease has lapsed.
@@ -142,13 +153,14 @@ WITH outcome AS (
     FROM outcome o
     WHERE j.id = ANY(%(ids)s::bigint[]) AND j.id = o.id AND j.status::text = 'active'
       AND j.lease_token = o.token
-    RETURNING j.id, j.attempts
+    RETURNING j.id, j.attempts, j.worker, j.queue, j.started_at, {{waited_ms}} AS waited_ms
 ), closed AS (
-    UPDATE job_attempts a
-    SET outcome = 'completed', finished_at = now(), progress = o.progress,
-        logs = ARRAY(SELECT jsonb_array_elements_text(o.logs))
+    INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
+                              outcome, progress, logs, waited_ms)
+    SELECT d.id, d.attempts, d.worker, d.queue, d.started_at, now(), 'completed', o.progress,
+           ARRAY(SELECT jsonb_array_elements_text(o.logs)), d.waited_ms
     FROM done d JOIN outcome o ON o.id = d.id
-    WHERE a.job_id = d.id AND a.attempt = d.attempts
+    {{attempt_written}}
 )
 SELECT id FROM done;
 
@@ -162,6 +174,9 @@ WITH outcome AS (
     SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb)
         AS o(id bigint, token uuid, retry_in_ms bigint, reason fail_reason, error_type text,
              message text, traceback text, logs jsonb, progress real)
+), before AS MATERIALIZED (
+    -- A retry moves run_at: the first attempt's wait is measured from the one before.
+    SELECT id, {{waited_ms}} AS waited_ms FROM jobs WHERE id = ANY(%(ids)s::bigint[])
 ), done AS (
     UPDATE jobs j
     SET status = CASE WHEN j.cancel_requested OR o.retry_in_ms IS NULL THEN 'failed'
@@ -178,29 +193,42 @@ WITH outcome AS (
     WHERE j.id = ANY(%(ids)s::bigint[]) AND j.id = o.id AND j.status::text = 'active'
       AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
-              j.type, j.fail_reason::text AS fail_reason
+              j.type, j.fail_reason::text AS fail_reason, j.worker, j.started_at
 ), closed AS (
-    UPDATE job_attempts a
-    SET outcome = CASE WHEN d.status = 'failed' THEN 'failed' ELSE 'retried' END,
-        finished_at = now(), error_type = o.error_type, error_message = o.message,
-        traceback = o.traceback, progress = o.progress,
-        logs = ARRAY(SELECT jsonb_array_elements_text(o.logs))
-    FROM done d JOIN outcome o ON o.id = d.id
-    WHERE a.job_id = d.id AND a.attempt = d.attempts
+    INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
+                              outcome, error_type, error_message, traceback, progress, logs,
+                              waited_ms)
+    SELECT d.id, d.attempts, d.worker, d.queue, d.started_at, now(),
+           CASE WHEN d.status = 'failed' THEN 'failed' ELSE 'retried' END,
+           o.error_type, o.message, o.traceback, o.progress,
+           ARRAY(SELECT jsonb_array_elements_text(o.logs)), b.waited_ms
+    FROM done d JOIN outcome o ON o.id = d.id LEFT JOIN before b ON b.id = d.id
+    {{attempt_written}}
 )
 SELECT id, queue, priority, status, run_at, type, fail_reason FROM done;
 
 -- name: quarantine_job
 -- A job a background loop could not process (its outcome refused by Postgres, a row that
 -- cannot be read back): failed with reason invalid_record, its lease fenced as usual, so the
--- loop goes on. The error is kept as text for the operator.
-UPDATE jobs
-SET status = 'failed', fail_reason = 'invalid_record', last_error = %(error)s,
-    finished_at = now(), lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
-    changed_by = 'runner'
-WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'cancelled')
-  AND (%(token)s::uuid IS NULL OR lease_token = %(token)s::uuid)
-RETURNING id;
+-- loop goes on. The error is kept as text for the operator, and on the attempt it ended (a
+-- job quarantined with its lease token was running).
+WITH moved AS (
+    UPDATE jobs
+    SET status = 'failed', fail_reason = 'invalid_record', last_error = %(error)s,
+        finished_at = now(), lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
+        changed_by = 'runner'
+    WHERE id = %(id)s AND status NOT IN ('completed', 'failed', 'cancelled')
+      AND (%(token)s::uuid IS NULL OR lease_token = %(token)s::uuid)
+    RETURNING id, attempts, worker, queue, started_at, {{waited_ms}} AS waited_ms
+), closed AS (
+    INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
+                              outcome, error_type, error_message, waited_ms)
+    SELECT id, attempts, coalesce(worker, '?'), queue, started_at, now(), 'failed',
+           'InvalidRecord', %(error)s, waited_ms
+    FROM moved WHERE %(token)s::uuid IS NOT NULL AND started_at IS NOT NULL
+    {{attempt_written}}
+)
+SELECT id FROM moved;
 
 -- name: renew_leases
 -- The heartbeat: extend the leases this runner still holds; ids missing from the result were
@@ -229,16 +257,20 @@ WITH released AS (
     FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS l(id, token)
     WHERE j.id = ANY(%(ids)s::bigint[]) AND j.id = l.id AND j.status::text = 'active'
       AND j.lease_token = l.token
-    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts
+    RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
+              j.worker, j.started_at, {{waited_ms}} AS waited_ms
 ), closed AS (
-    UPDATE job_attempts a
-    SET outcome = CASE WHEN r.status = 'failed' THEN 'failed' ELSE 'released' END,
-        finished_at = now(),
-        error_type = CASE WHEN r.status = 'failed' THEN 'Cancelled' ELSE 'Released' END,
-        error_message = CASE WHEN r.status = 'failed'
-                             THEN 'cancelled; the runner shut down before the handler stopped'
-                             ELSE 'the runner shut down before the attempt finished' END
-    FROM released r WHERE a.job_id = r.id AND a.attempt = r.attempts
+    INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
+                              outcome, error_type, error_message, waited_ms)
+    SELECT r.id, r.attempts, r.worker, r.queue, r.started_at, now(),
+           CASE WHEN r.status = 'failed' THEN 'failed' ELSE 'released' END,
+           CASE WHEN r.status = 'failed' THEN 'Cancelled' ELSE 'Released' END,
+           CASE WHEN r.status = 'failed'
+                THEN 'cancelled; the runner shut down before the handler stopped'
+                ELSE 'the runner shut down before the attempt finished' END,
+           r.waited_ms
+    FROM released r
+    {{attempt_written}}
 )
 SELECT id, queue, priority, status, run_at FROM released;
 
@@ -270,12 +302,15 @@ WITH expired AS (
     WHERE j.id = ANY(ARRAY(SELECT id FROM expired)) AND j.id = e.id
       AND j.status::text = 'active'
     RETURNING j.id, j.queue, j.priority, j.status::text AS status, j.run_at, j.attempts,
-              {{suspect}}, j.type, j.fail_reason::text AS fail_reason
+              {{suspect}}, j.type, j.fail_reason::text AS fail_reason, j.worker, j.started_at,
+              {{waited_ms}} AS waited_ms
 ), closed AS (
-    UPDATE job_attempts a
-    SET outcome = 'stalled', finished_at = now(), error_type = 'Stalled',
-        error_message = 'the runner stopped renewing its lease'
-    FROM moved m WHERE a.job_id = m.id AND a.attempt = m.attempts
+    INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
+                              outcome, error_type, error_message, waited_ms)
+    SELECT m.id, m.attempts, coalesce(m.worker, '?'), m.queue, m.started_at, now(), 'stalled',
+           'Stalled', 'the runner stopped renewing its lease', m.waited_ms
+    FROM moved m
+    {{attempt_written}}
 )
 SELECT id, queue, priority, status, run_at, suspect, type, fail_reason FROM moved;
 
