@@ -173,7 +173,30 @@ def scenario_latency(system: BenchSystem, quick: bool) -> Figures:
         "pickup_ms_p50": round(percentile(latencies, 50), 2),
         "pickup_ms_p99": round(percentile(latencies, 99), 2),
         "pickup_ms_max": round(max(latencies), 2),
+        **_pickup_stages(system, {r.body["id"]: r.sent_at for r in sent.requests}, started),
         "latencies_ms": latencies,
+    }
+
+
+def _pickup_stages(
+    system: BenchSystem, sent_at: dict[int, float], started: dict[int, float]
+) -> Figures:
+    """Where the pickup time goes, p50 / p99 in ms: send -> the insert's transaction starts
+    (created_at), -> the claim's (started_at), -> the handler starts."""
+    with system.connect() as conn:
+        rows = conn.execute(
+            "SELECT id, extract(epoch FROM created_at)::float8,"
+            " extract(epoch FROM started_at)::float8 FROM jobs WHERE started_at IS NOT NULL"
+        ).fetchall()
+    stages: dict[str, list[float]] = {"to_insert": [], "to_claim": [], "to_handler": []}
+    for job_id, created, claimed in rows:
+        if job_id in sent_at and job_id in started:
+            stages["to_insert"].append((created - sent_at[job_id]) * 1000)
+            stages["to_claim"].append((claimed - created) * 1000)
+            stages["to_handler"].append((started[job_id] - claimed) * 1000)
+    return {
+        f"pickup_{name}_ms_p50_p99": [round(percentile(v, 50), 2), round(percentile(v, 99), 2)]
+        for name, v in stages.items()
     }
 
 

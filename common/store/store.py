@@ -111,9 +111,8 @@ class Store:
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[JobSubmission]) -> list[tuple[JobOut, bool]]:
-        """Store all jobs or none, in one transaction, in order (see insert_jobs). A value
-        Postgres refuses (the models check what they can first) is InvalidInput: nothing
-        was written."""
+        """Store all jobs or none, in one transaction, in order (see insert_jobs); a value
+        Postgres refuses (the models check what they can first) is InvalidInput."""
         try:
             with self.connection() as conn:
                 return insert_jobs(conn, jobs)
@@ -220,8 +219,7 @@ class Store:
             for c in done
         ]
         params = {"ids": [c.job_id for c in done], "outcomes": fastjson.dumps(outcomes)}
-        rows = self._all("complete_jobs", params)
-        return {r["id"] for r in rows}
+        return {r["id"] for r in self._all("complete_jobs", params)}
 
     def fail(self, failures: Sequence[Failure]) -> list[Dispatch]:
         """Record failures; return the jobs that applied, with their new status."""
@@ -241,8 +239,8 @@ class Store:
             }
             for f in failures
         ]
-        params = {"ids": [f.job_id for f in failures], "outcomes": fastjson.dumps(outcomes)}
-        return self._dispatches("fail_jobs", params)
+        ids = [f.job_id for f in failures]
+        return self._dispatches("fail_jobs", {"ids": ids, "outcomes": fastjson.dumps(outcomes)})
 
     def renew(self, leases: Sequence[Lease], lease_s: float) -> dict[int, bool]:
         """Extend leases; return {job id: cancel requested} for those still held."""
