@@ -21,6 +21,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import orjson
+
 from common.records import ClaimedJob
 from common.redact import REDACTED, redact, sensitive_names
 from common.settings import Settings
@@ -61,10 +63,16 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in line:
-                sensitive = key.lower() in self.sensitive
-                line[key] = REDACTED if sensitive else redact(value, self.sensitive)
+        fields = vars(record)
+        extra = fields.keys() - _STANDARD - line.keys()  # the context passed with extra=
+        for key, value in fields.items():
+            if key not in extra:
+                continue
+            if key.lower() in self.sensitive:
+                value = REDACTED
+            elif isinstance(value, dict | list):  # only containers hold fields to redact
+                value = redact(value, self.sensitive)
+            line[key] = value
         if record.exc_info and record.exc_info[0] is not None:
             exc = record.exc_info[1]
             line["exc_type"] = record.exc_info[0].__name__
@@ -74,7 +82,10 @@ class JsonFormatter(logging.Formatter):
             line["traceback"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return json.dumps(line, default=str, ensure_ascii=False)
+        try:  # orjson: a tenth of json.dumps's time, on a line per attempt
+            return orjson.dumps(line, default=str).decode()
+        except TypeError:  # an integer beyond 64 bits, a key that is not a string
+            return json.dumps(line, default=str, ensure_ascii=False)
 
 
 class LineWriter(logging.Handler):
@@ -107,7 +118,8 @@ class LineWriter(logging.Handler):
         if self._writer_pid != os.getpid():  # first line, or a forked child: no writer yet
             self._start_writer()
         self._lines.append(line)
-        self._queued.set()
+        if not self._queued.is_set():  # set() takes a lock: not once per line of a burst
+            self._queued.set()
 
     def flush(self) -> None:
         """Write what is queued now."""
@@ -149,6 +161,10 @@ def configure(level: str, fmt: str, sensitive: frozenset[str] = frozenset()) -> 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # No line shows where a call was made, nor its thread or process: the logging HOWTO's
+    # "Optimization" settings spare the stack walk and lookups of every record.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 def configure_for(settings: Settings, default_format: str = JSON) -> None:
