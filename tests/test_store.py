@@ -233,3 +233,65 @@ def test_remove_and_clean_leave_no_orphaned_history(services: Services) -> None:
             " (SELECT array_agg(DISTINCT job_id) FROM job_events) AS e"
         ).fetchone()
     assert left == {"a": [ids[3]], "e": [ids[3]]}
+
+
+def _rows(services: Services, query: str, job_id: int) -> list[tuple[object, ...]]:
+    with services.store.connection() as conn:
+        return [tuple(r.values()) for r in conn.execute(query, (job_id,)).fetchall()]
+
+
+def test_an_attempt_row_is_written_once_with_its_outcome_and_shown_while_it_runs(
+    services: Services,
+) -> None:
+    job_id = _enqueue(services)
+    [claimed] = claim(services, [job_id], "w")
+    attempts = "SELECT attempt, outcome, to_status::text FROM job_attempts WHERE job_id = %s"
+    assert _rows(services, attempts, job_id) == []  # the claim writes no attempt row
+    running = services.store.get(job_id)
+    assert running is not None
+    [shown] = running.history  # the running attempt is the job's own row
+    assert (shown.attempt, shown.outcome, shown.worker) == (1, "running", "w")
+    assert shown.finished_at is None and shown.started_at == running.started_at
+    assert services.store.complete([Completion(job_id, claimed.lease_token, 1)]) == {job_id}
+    assert _rows(services, attempts, job_id) == [(1, "completed", "completed")]
+
+
+def test_the_runners_move_out_of_active_is_its_attempt_not_an_event_row(
+    services: Services,
+) -> None:
+    job_id = _enqueue(services, backoff={"delay_ms": 60_000})
+    [first] = claim(services, [job_id], "w")
+    services.store.fail([_fail(services, job_id, retry_in_ms=60_000)])
+    services.store.promote(JobFilter(ids=[job_id]), 10)  # the admin's move: an event row
+    [second] = claim(services, [job_id], "w")
+    services.store.complete([Completion(job_id, second.lease_token, 1)])
+    stored = "SELECT from_status::text, to_status::text, cause FROM job_events WHERE job_id = %s"
+    assert _rows(services, stored + " ORDER BY id", job_id) == [
+        (None, "pending", "api"),
+        ("pending", "active", "runner"),
+        ("delayed", "pending", "api"),
+        ("pending", "active", "runner"),
+    ]
+    job = services.store.get(job_id)
+    assert job is not None and job.events_total == 6
+    assert [(e.from_status, e.to_status, e.cause) for e in job.events] == [
+        (None, "pending", "api"),
+        ("pending", "active", "runner"),
+        ("active", "delayed", "runner"),  # from the first attempt's row
+        ("delayed", "pending", "api"),
+        ("pending", "active", "runner"),
+        ("active", "completed", "runner"),  # from the second's
+    ]
+    assert first.lease_token != second.lease_token
+
+
+def test_an_attempt_row_an_older_djs_opened_at_the_claim_is_completed(services: Services) -> None:
+    job_id = _enqueue(services)
+    [claimed] = claim(services, [job_id], "w")
+    with services.store.connection() as conn:  # what the claim of djs before migration 013 did
+        conn.execute(
+            "INSERT INTO job_attempts (job_id, attempt, worker) VALUES (%s, 1, 'w')", (job_id,)
+        )
+    assert services.store.complete([Completion(job_id, claimed.lease_token, 1)]) == {job_id}
+    job = services.store.get(job_id)
+    assert job is not None and [h.outcome for h in job.history] == ["completed"]

@@ -45,7 +45,7 @@ ON CONFLICT (job_id, attempt) DO UPDATE
 SET outcome = excluded.outcome, finished_at = excluded.finished_at,
     error_type = excluded.error_type, error_message = excluded.error_message,
     traceback = excluded.traceback, logs = excluded.logs, progress = excluded.progress,
-    queue = excluded.queue, waited_ms = excluded.waited_ms
+    queue = excluded.queue, waited_ms = excluded.waited_ms, to_status = excluded.to_status
 
 -- name: _suspect
 -- A job on its last stall before failing runs alone (see recover_stalled).
@@ -99,12 +99,19 @@ SELECT * FROM (
 ) newest ORDER BY attempt;
 
 -- name: get_events
--- The newest %(limit)s events, oldest first, and how many there are in all.
+-- The newest %(limit)s events, oldest first, and how many there are in all. A move out of
+-- active that the runner made has no event row: its attempt's row says it (migration 013).
 SELECT at, from_status, to_status, cause, total FROM (
-    SELECT id, at, from_status::text AS from_status, to_status::text AS to_status, cause,
-           count(*) OVER () AS total
-    FROM job_events WHERE job_id = %(id)s ORDER BY id DESC LIMIT %(limit)s
-) newest ORDER BY id;
+    SELECT at, seq, from_status, to_status, cause, count(*) OVER () AS total FROM (
+        SELECT at, id AS seq, from_status::text AS from_status, to_status::text AS to_status,
+               cause
+        FROM job_events WHERE job_id = %(id)s
+        UNION ALL
+        SELECT finished_at, NULL, 'active', to_status::text, 'runner'
+        FROM job_attempts WHERE job_id = %(id)s AND to_status IS NOT NULL
+    ) moves
+    ORDER BY at DESC, seq DESC NULLS FIRST LIMIT %(limit)s
+) newest ORDER BY at, seq NULLS LAST;
 
 -- name: queue_settings
 SELECT name, paused, remove_on_complete, remove_on_fail FROM queues ORDER BY name;
@@ -156,9 +163,9 @@ WITH outcome AS (
     RETURNING j.id, j.attempts, j.worker, j.queue, j.started_at, {{waited_ms}} AS waited_ms
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
-                              outcome, progress, logs, waited_ms)
+                              outcome, progress, logs, waited_ms, to_status)
     SELECT d.id, d.attempts, d.worker, d.queue, d.started_at, now(), 'completed', o.progress,
-           ARRAY(SELECT jsonb_array_elements_text(o.logs)), d.waited_ms
+           ARRAY(SELECT jsonb_array_elements_text(o.logs)), d.waited_ms, 'completed'
     FROM done d JOIN outcome o ON o.id = d.id
     {{attempt_written}}
 )
@@ -197,11 +204,11 @@ WITH outcome AS (
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
                               outcome, error_type, error_message, traceback, progress, logs,
-                              waited_ms)
+                              waited_ms, to_status)
     SELECT d.id, d.attempts, d.worker, d.queue, d.started_at, now(),
            CASE WHEN d.status = 'failed' THEN 'failed' ELSE 'retried' END,
            o.error_type, o.message, o.traceback, o.progress,
-           ARRAY(SELECT jsonb_array_elements_text(o.logs)), b.waited_ms
+           ARRAY(SELECT jsonb_array_elements_text(o.logs)), b.waited_ms, d.status::job_status
     FROM done d JOIN outcome o ON o.id = d.id LEFT JOIN before b ON b.id = d.id
     {{attempt_written}}
 )
@@ -210,9 +217,9 @@ SELECT id, queue, priority, status, run_at, type, fail_reason FROM done;
 -- name: quarantine_job
 -- A job a background loop could not process (its outcome refused by Postgres, a row that
 -- cannot be read back): failed with reason invalid_record, its lease fenced as usual, so the
--- loop goes on. The error is kept as text for the operator, and on the attempt it ended (a
--- job quarantined with its lease token was running).
-WITH moved AS (
+-- loop goes on. The error is kept as text for the operator, and on the attempt it ended if
+-- the job was running.
+WITH before AS MATERIALIZED (SELECT status FROM jobs WHERE id = %(id)s), moved AS (
     UPDATE jobs
     SET status = 'failed', fail_reason = 'invalid_record', last_error = %(error)s,
         finished_at = now(), lease_token = NULL, lease_expires_at = NULL, updated_at = now(),
@@ -222,10 +229,10 @@ WITH moved AS (
     RETURNING id, attempts, worker, queue, started_at, {{waited_ms}} AS waited_ms
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
-                              outcome, error_type, error_message, waited_ms)
+                              outcome, error_type, error_message, waited_ms, to_status)
     SELECT id, attempts, coalesce(worker, '?'), queue, started_at, now(), 'failed',
-           'InvalidRecord', %(error)s, waited_ms
-    FROM moved WHERE %(token)s::uuid IS NOT NULL AND started_at IS NOT NULL
+           'InvalidRecord', %(error)s, waited_ms, 'failed'
+    FROM moved WHERE (SELECT status FROM before) = 'active' AND started_at IS NOT NULL
     {{attempt_written}}
 )
 SELECT id FROM moved;
@@ -261,14 +268,14 @@ WITH released AS (
               j.worker, j.started_at, {{waited_ms}} AS waited_ms
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
-                              outcome, error_type, error_message, waited_ms)
+                              outcome, error_type, error_message, waited_ms, to_status)
     SELECT r.id, r.attempts, r.worker, r.queue, r.started_at, now(),
            CASE WHEN r.status = 'failed' THEN 'failed' ELSE 'released' END,
            CASE WHEN r.status = 'failed' THEN 'Cancelled' ELSE 'Released' END,
            CASE WHEN r.status = 'failed'
                 THEN 'cancelled; the runner shut down before the handler stopped'
                 ELSE 'the runner shut down before the attempt finished' END,
-           r.waited_ms
+           r.waited_ms, r.status::job_status
     FROM released r
     {{attempt_written}}
 )
