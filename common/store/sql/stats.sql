@@ -21,7 +21,7 @@ FROM every GROUP BY 1, 2;
 -- Wait and run percentiles (ms) per queue over the newest %(sample)s attempts (a backward
 -- scan of the primary key, bounded whatever the table holds), of which those of the last
 -- %(window_s)s seconds count: wait for first attempts started in the window (waited_ms,
--- written by the claim), run for attempts that finished in it.
+-- written with the attempt), run for attempts that finished in it.
 WITH sample AS (
     SELECT queue, started_at, finished_at, outcome, waited_ms FROM job_attempts
     ORDER BY id DESC LIMIT %(sample)s
