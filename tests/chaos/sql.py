@@ -59,8 +59,16 @@ def settle_accepted(
     return terminal_s, len(accepted) - stored + left
 
 
+# Every recorded move into completed, as GET /jobs/{id} shows the events: a runner's is its
+# attempt's row (to_status), any other an event row (migration 013).
+MOVES_INTO_COMPLETED = (
+    "(SELECT job_id FROM job_events WHERE to_status = 'completed'"
+    " UNION ALL SELECT job_id FROM job_attempts WHERE to_status = 'completed')"
+)
+
+
 def completed_twice(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    """Jobs recorded completed more than once: by attempt rows and by state-change events."""
+    """Jobs recorded completed more than once: by attempt rows and by state changes."""
     by_attempts = scalar(
         conn,
         "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE outcome = 'completed'"
@@ -68,7 +76,7 @@ def completed_twice(conn: psycopg.Connection[Any]) -> dict[str, int]:
     )
     by_events = scalar(
         conn,
-        "SELECT count(*) FROM (SELECT job_id FROM job_events WHERE to_status = 'completed'"
+        f"SELECT count(*) FROM (SELECT job_id FROM {MOVES_INTO_COMPLETED} m"
         " GROUP BY job_id HAVING count(*) > 1) t",
     )
     return {"by_attempts": int(by_attempts), "by_events": int(by_events)}

@@ -26,6 +26,7 @@ from tests.chaos.harness import (
     submit,
     wait_until,
 )
+from tests.chaos.sql import MOVES_INTO_COMPLETED
 
 LEASE_S = pick(1.0, 2.0)
 JOBS = pick(4, 20)
@@ -65,7 +66,7 @@ def recorded(conn: psycopg.Connection[Any], ids: list[int]) -> tuple[Any, int, A
     ).fetchall()
     completed_events = scalar(
         conn,
-        "SELECT count(*) FROM job_events WHERE to_status = 'completed' AND job_id = ANY(%s)",
+        f"SELECT count(*) FROM {MOVES_INTO_COMPLETED} m WHERE job_id = ANY(%s)",
         ids,
     )
     results = conn.execute(
