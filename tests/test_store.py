@@ -295,3 +295,20 @@ def test_an_attempt_row_an_older_djs_opened_at_the_claim_is_completed(services: 
     assert services.store.complete([Completion(job_id, claimed.lease_token, 1)]) == {job_id}
     job = services.store.get(job_id)
     assert job is not None and [h.outcome for h in job.history] == ["completed"]
+
+
+def test_an_active_row_written_by_hand_without_worker_or_start_is_still_recovered(
+    services: Services,
+) -> None:
+    job_id = _enqueue(services)
+    with services.store.connection() as conn:  # as another tool might write it
+        conn.execute(
+            "UPDATE jobs SET status = 'active', attempts = 1, worker = NULL, started_at = NULL,"
+            " lease_token = gen_random_uuid(), lease_expires_at = now() - interval '1 second'"
+            " WHERE id = %s",
+            (job_id,),
+        )
+    [moved] = services.store.recover_stalled(10)  # the janitor's statement does not fail
+    assert (moved.id, moved.status) == (job_id, "pending")
+    job = services.store.get(job_id)
+    assert job is not None and [(h.outcome, h.worker) for h in job.history] == [("stalled", "?")]

@@ -40,7 +40,9 @@ CASE WHEN attempts = 1 AND isfinite(started_at) AND isfinite(coalesce(run_at, cr
 -- name: _attempt_written
 -- An attempt's row is written once, with its outcome, by the statement that ends it (the
 -- running one is the job's row: see get_attempts). A row the claim of an older djs opened
--- ('running') is completed instead of refused.
+-- ('running') is completed instead of refused. A job row written by hand may lack the worker
+-- or start the claim sets: the attempt is still written (NOT NULL columns), not the loop
+-- stopped.
 ON CONFLICT (job_id, attempt) DO UPDATE
 SET outcome = excluded.outcome, finished_at = excluded.finished_at,
     error_type = excluded.error_type, error_message = excluded.error_message,
@@ -164,7 +166,8 @@ WITH outcome AS (
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
                               outcome, progress, logs, waited_ms, to_status)
-    SELECT d.id, d.attempts, d.worker, d.queue, d.started_at, now(), 'completed', o.progress,
+    SELECT d.id, d.attempts, coalesce(d.worker, '?'), d.queue, coalesce(d.started_at, now()),
+           now(), 'completed', o.progress,
            ARRAY(SELECT jsonb_array_elements_text(o.logs)), d.waited_ms, 'completed'
     FROM done d JOIN outcome o ON o.id = d.id
     {{attempt_written}}
@@ -205,7 +208,7 @@ WITH outcome AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
                               outcome, error_type, error_message, traceback, progress, logs,
                               waited_ms, to_status)
-    SELECT d.id, d.attempts, d.worker, d.queue, d.started_at, now(),
+    SELECT d.id, d.attempts, coalesce(d.worker, '?'), d.queue, coalesce(d.started_at, now()), now(),
            CASE WHEN d.status = 'failed' THEN 'failed' ELSE 'retried' END,
            o.error_type, o.message, o.traceback, o.progress,
            ARRAY(SELECT jsonb_array_elements_text(o.logs)), b.waited_ms, d.status::job_status
@@ -269,7 +272,7 @@ WITH released AS (
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
                               outcome, error_type, error_message, waited_ms, to_status)
-    SELECT r.id, r.attempts, r.worker, r.queue, r.started_at, now(),
+    SELECT r.id, r.attempts, coalesce(r.worker, '?'), r.queue, coalesce(r.started_at, now()), now(),
            CASE WHEN r.status = 'failed' THEN 'failed' ELSE 'released' END,
            CASE WHEN r.status = 'failed' THEN 'Cancelled' ELSE 'Released' END,
            CASE WHEN r.status = 'failed'
@@ -314,7 +317,8 @@ WITH expired AS (
 ), closed AS (
     INSERT INTO job_attempts (job_id, attempt, worker, queue, started_at, finished_at,
                               outcome, error_type, error_message, waited_ms)
-    SELECT m.id, m.attempts, coalesce(m.worker, '?'), m.queue, m.started_at, now(), 'stalled',
+    SELECT m.id, m.attempts, coalesce(m.worker, '?'), m.queue, coalesce(m.started_at, now()),
+           now(), 'stalled',
            'Stalled', 'the runner stopped renewing its lease', m.waited_ms
     FROM moved m
     {{attempt_written}}
